@@ -1,0 +1,278 @@
+//! Links: veth pairs, bridges, and the settings of any interface (`ip link`).
+
+use std::os::fd::RawFd;
+
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::link::{
+    AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge, InfoData, InfoKind,
+    InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use super::{NetlinkError, NlSocket};
+use crate::inspect::{LinkKind, LinkState};
+use crate::model::MacAddr;
+
+/// One end of a veth pair to create.
+#[derive(Debug, Clone)]
+pub struct VethEnd<'a> {
+    /// Final name of the end.
+    pub name: &'a str,
+    /// The namespace to create the end in (`IFLA_NET_NS_FD`); `None` for the socket's namespace.
+    pub netns_fd: Option<RawFd>,
+    /// Requested interface index, or 0 to let the kernel choose.
+    pub index: u32,
+    /// MTU.
+    pub mtu: Option<u32>,
+    /// MAC address.
+    pub mac: Option<MacAddr>,
+    /// Bridge to enslave the end to (index in the end's namespace).
+    pub master: Option<u32>,
+    /// Link group (`IFLA_GROUP`).
+    pub group: u32,
+}
+
+fn end_attrs(end: &VethEnd<'_>) -> Vec<LinkAttribute> {
+    let mut attrs = vec![
+        LinkAttribute::IfName(end.name.to_string()),
+        // One queue each way: a veth end gets one per CPU by default, which only costs setup time here.
+        LinkAttribute::NumTxQueues(1),
+        LinkAttribute::NumRxQueues(1),
+    ];
+    if end.group != 0 {
+        attrs.push(LinkAttribute::Group(end.group));
+    }
+    if let Some(fd) = end.netns_fd {
+        attrs.push(LinkAttribute::NetNsFd(fd));
+    }
+    if let Some(mtu) = end.mtu {
+        attrs.push(LinkAttribute::Mtu(mtu));
+    }
+    if let Some(mac) = end.mac {
+        attrs.push(LinkAttribute::Address(mac.0.to_vec()));
+    }
+    if let Some(master) = end.master {
+        attrs.push(LinkAttribute::Controller(master));
+    }
+    attrs
+}
+
+/// Equivalent to `ip link add A [netns X] type veth peer name B netns Y`: both ends are born in
+/// their namespaces with their final names, so nothing is renamed or moved afterwards.
+pub fn new_veth(a: &VethEnd<'_>, b: &VethEnd<'_>) -> (RouteNetlinkMessage, u16) {
+    let mut peer = LinkMessage::default();
+    peer.header.index = b.index;
+    peer.attributes = end_attrs(b);
+    let mut msg = LinkMessage::default();
+    msg.header.index = a.index;
+    msg.attributes = end_attrs(a);
+    msg.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Veth),
+        LinkInfo::Data(InfoData::Veth(InfoVeth::Peer(peer))),
+    ]));
+    (RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+}
+
+/// What a new bridge looks like.
+#[derive(Debug, Clone)]
+pub struct BridgeSpec<'a> {
+    /// Name.
+    pub name: &'a str,
+    /// Namespace, if not the socket's.
+    pub netns_fd: Option<RawFd>,
+    /// MTU.
+    pub mtu: Option<u32>,
+    /// MAC: fixed, so the bridge does not re-derive it from its ports on every change.
+    pub mac: MacAddr,
+    /// Spanning tree.
+    pub stp: bool,
+    /// Link group.
+    pub group: u32,
+}
+
+/// Equivalent to `ip link add NAME type bridge stp_state 0 mcast_snooping 0`, with a fixed MAC.
+/// Multicast snooping is off: with it on every new port re-arms timers on all ports, and a
+/// lab's bridge has no multicast routers to learn from.
+pub fn new_bridge(b: &BridgeSpec<'_>) -> (RouteNetlinkMessage, u16) {
+    let mut msg = LinkMessage::default();
+    msg.attributes
+        .push(LinkAttribute::IfName(b.name.to_string()));
+    msg.attributes
+        .push(LinkAttribute::Address(b.mac.0.to_vec()));
+    if b.group != 0 {
+        msg.attributes.push(LinkAttribute::Group(b.group));
+    }
+    if let Some(fd) = b.netns_fd {
+        msg.attributes.push(LinkAttribute::NetNsFd(fd));
+    }
+    if let Some(mtu) = b.mtu {
+        msg.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    let stp = if b.stp {
+        BridgeStpState::KernelStp
+    } else {
+        BridgeStpState::Disabled
+    };
+    msg.attributes.push(LinkAttribute::LinkInfo(vec![
+        LinkInfo::Kind(InfoKind::Bridge),
+        LinkInfo::Data(InfoData::Bridge(vec![
+            InfoBridge::StpState(stp),
+            InfoBridge::MulticastSnooping(false),
+        ])),
+    ]));
+    (RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
+}
+
+/// Which interface a request is about: by index, or by name (index 0 and `IFLA_IFNAME`).
+#[derive(Debug, Clone, Copy)]
+pub enum Target<'a> {
+    /// By interface index.
+    Index(u32),
+    /// By name.
+    Name(&'a str),
+}
+
+fn target_msg(t: Target<'_>) -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    match t {
+        Target::Index(i) => msg.header.index = i,
+        Target::Name(n) => msg.attributes.push(LinkAttribute::IfName(n.to_string())),
+    }
+    msg
+}
+
+/// Settings changed on an existing interface. Fields left `None` are not touched.
+#[derive(Debug, Clone, Default)]
+pub struct LinkChange {
+    /// Administrative state.
+    pub up: Option<bool>,
+    /// MTU.
+    pub mtu: Option<u32>,
+    /// MAC.
+    pub mac: Option<MacAddr>,
+    /// Bridge to enslave to (index), or `Some(0)` to release.
+    pub master: Option<u32>,
+    /// Alias (the ownership tag).
+    pub alias: Option<String>,
+    /// IPv6 address generation off (`addrgenmode none`): no link-local address, no DAD, no MLD.
+    pub ipv6_addrgen_none: bool,
+}
+
+/// Equivalent to `ip link set DEV [up|down] [mtu N] [address M] [master B] [alias A]
+/// [addrgenmode none]`.
+///
+/// The kernel applies flags (up) before `IFLA_AF_SPEC`, so a change that both disables IPv6
+/// address generation and sets the link up must be sent as two requests; [`set`] does so.
+pub fn set(t: Target<'_>, change: &LinkChange) -> Vec<(RouteNetlinkMessage, u16)> {
+    let mut out = Vec::new();
+    let mut msg = target_msg(t);
+    if let Some(mtu) = change.mtu {
+        msg.attributes.push(LinkAttribute::Mtu(mtu));
+    }
+    if let Some(mac) = change.mac {
+        msg.attributes.push(LinkAttribute::Address(mac.0.to_vec()));
+    }
+    if let Some(m) = change.master {
+        msg.attributes.push(LinkAttribute::Controller(m));
+    }
+    if let Some(a) = &change.alias {
+        msg.attributes.push(LinkAttribute::IfAlias(a.clone()));
+    }
+    if change.ipv6_addrgen_none {
+        msg.attributes
+            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+            )]));
+    }
+    let has_attrs = msg.attributes.len() > usize::from(matches!(t, Target::Name(_)));
+    if let Some(up) = change.up {
+        if has_attrs && change.ipv6_addrgen_none {
+            out.push((RouteNetlinkMessage::SetLink(msg), 0));
+            msg = target_msg(t);
+        }
+        msg.header.change_mask = LinkFlags::Up;
+        if up {
+            msg.header.flags = LinkFlags::Up;
+        }
+        out.push((RouteNetlinkMessage::SetLink(msg), 0));
+    } else if has_attrs {
+        out.push((RouteNetlinkMessage::SetLink(msg), 0));
+    }
+    out
+}
+
+/// Equivalent to `ip link del DEV`.
+pub fn delete(t: Target<'_>) -> (RouteNetlinkMessage, u16) {
+    (RouteNetlinkMessage::DelLink(target_msg(t)), 0)
+}
+
+/// Equivalent to `ip link del group N`: the kernel removes every member in one pass, with one
+/// wait for the network core instead of one per device.
+pub fn delete_group(group: u32) -> (RouteNetlinkMessage, u16) {
+    let mut msg = LinkMessage::default();
+    msg.attributes.push(LinkAttribute::Group(group));
+    (RouteNetlinkMessage::DelLink(msg), 0)
+}
+
+/// Equivalent to `ip link show`.
+pub fn dump(sock: &mut NlSocket) -> Result<Vec<LinkState>, NetlinkError> {
+    let replies = sock.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+    Ok(replies
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => Some(parse(&l)),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Decodes a `RTM_NEWLINK` into plumb's view of a link.
+pub fn parse(msg: &LinkMessage) -> LinkState {
+    let mut st = LinkState {
+        index: msg.header.index,
+        name: String::new(),
+        kind: if msg.header.flags.contains(LinkFlags::Loopback) {
+            LinkKind::Loopback
+        } else {
+            LinkKind::Device
+        },
+        alias: None,
+        mtu: 0,
+        mac: None,
+        up: msg.header.flags.contains(LinkFlags::Up),
+        lower_up: msg.header.flags.contains(LinkFlags::LowerUp),
+        master: None,
+        peer_index: None,
+        peer_netnsid: None,
+        group: 0,
+    };
+    for a in &msg.attributes {
+        match a {
+            LinkAttribute::IfName(n) => st.name = n.clone(),
+            LinkAttribute::IfAlias(a) => st.alias = Some(a.clone()),
+            LinkAttribute::Mtu(m) => st.mtu = *m,
+            LinkAttribute::Address(m) if m.len() == 6 => {
+                let mut b = [0u8; 6];
+                b.copy_from_slice(m);
+                st.mac = Some(MacAddr(b));
+            }
+            LinkAttribute::Controller(m) => st.master = Some(*m),
+            LinkAttribute::Link(p) => st.peer_index = Some(*p),
+            LinkAttribute::LinkNetNsId(id) => st.peer_netnsid = Some(*id),
+            LinkAttribute::Group(g) => st.group = *g,
+            LinkAttribute::LinkInfo(infos) => {
+                for i in infos {
+                    if let LinkInfo::Kind(k) = i {
+                        st.kind = match k {
+                            InfoKind::Veth => LinkKind::Veth,
+                            InfoKind::Bridge => LinkKind::Bridge,
+                            other => LinkKind::Other(other.to_string()),
+                        };
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    st
+}

@@ -1,0 +1,131 @@
+//! Routes of the main table (`ip route`).
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
+};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+
+use super::{NetlinkError, NlSocket};
+use crate::inspect::RouteState;
+
+/// `rtm_protocol` of every route plumb installs, so they can be told from the kernel's and
+/// other tools' routes (`ip route show proto 250`). Values above RTPROT_STATIC (4) are free
+/// for routing daemons (`include/uapi/linux/rtnetlink.h`); 250 is unused by iproute2's rt_protos.
+pub const RTPROT_PLUMB: u8 = 250;
+
+/// RT_TABLE_MAIN from `include/uapi/linux/rtnetlink.h`.
+const RT_TABLE_MAIN: u8 = 254;
+
+fn addr(ip: IpAddr) -> RouteAddress {
+    match ip {
+        IpAddr::V4(a) => RouteAddress::Inet(a),
+        IpAddr::V6(a) => RouteAddress::Inet6(a),
+    }
+}
+
+/// A route to install or remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteSpec {
+    /// Destination (`0.0.0.0/0` for default).
+    pub dst: IpNet,
+    /// Gateway.
+    pub via: Option<IpAddr>,
+    /// Output interface index.
+    pub oif: Option<u32>,
+}
+
+fn message(r: &RouteSpec, protocol: u8) -> RouteMessage {
+    let mut msg = RouteMessage::default();
+    msg.header = RouteHeader {
+        address_family: match r.dst {
+            IpNet::V4(_) => AddressFamily::Inet,
+            IpNet::V6(_) => AddressFamily::Inet6,
+        },
+        destination_prefix_length: r.dst.prefix_len(),
+        table: RT_TABLE_MAIN,
+        protocol: RouteProtocol::from(protocol),
+        scope: if r.via.is_some() {
+            RouteScope::Universe
+        } else {
+            RouteScope::Link
+        },
+        kind: RouteType::Unicast,
+        ..msg.header
+    };
+    if r.dst.prefix_len() > 0 {
+        msg.attributes
+            .push(RouteAttribute::Destination(addr(r.dst.network())));
+    }
+    if let Some(via) = r.via {
+        msg.attributes.push(RouteAttribute::Gateway(addr(via)));
+    }
+    if let Some(oif) = r.oif {
+        msg.attributes.push(RouteAttribute::Oif(oif));
+    }
+    msg
+}
+
+/// Equivalent to `ip route add DST [via GW] [dev DEV] proto 250`.
+pub fn add(r: &RouteSpec) -> (RouteNetlinkMessage, u16) {
+    (
+        RouteNetlinkMessage::NewRoute(message(r, RTPROT_PLUMB)),
+        NLM_F_CREATE | NLM_F_EXCL,
+    )
+}
+
+/// Equivalent to `ip route del DST [via GW] [dev DEV]`.
+pub fn delete(r: &RouteSpec) -> (RouteNetlinkMessage, u16) {
+    let mut msg = message(r, 0);
+    msg.header.scope = RouteScope::NoWhere;
+    (RouteNetlinkMessage::DelRoute(msg), 0)
+}
+
+/// Equivalent to `ip route show table main` (both families).
+pub fn dump(sock: &mut NlSocket) -> Result<Vec<RouteState>, NetlinkError> {
+    let replies = sock.dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))?;
+    let mut out = Vec::new();
+    for m in replies {
+        let RouteNetlinkMessage::NewRoute(r) = m else {
+            continue;
+        };
+        if r.header.table != RT_TABLE_MAIN || r.header.kind != RouteType::Unicast {
+            continue;
+        }
+        let mut dst = None;
+        let mut via = None;
+        let mut oif = None;
+        let mut table = u32::from(r.header.table);
+        for a in &r.attributes {
+            match a {
+                RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = Some(IpAddr::V4(*d)),
+                RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = Some(IpAddr::V6(*d)),
+                RouteAttribute::Gateway(RouteAddress::Inet(g)) => via = Some(IpAddr::V4(*g)),
+                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => via = Some(IpAddr::V6(*g)),
+                RouteAttribute::Oif(o) => oif = Some(*o),
+                RouteAttribute::Table(t) => table = *t,
+                _ => {}
+            }
+        }
+        if table != u32::from(RT_TABLE_MAIN) {
+            continue;
+        }
+        let base = dst.unwrap_or(match r.header.address_family {
+            AddressFamily::Inet6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+            _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+        });
+        let Ok(dst) = IpNet::new(base, r.header.destination_prefix_length) else {
+            continue;
+        };
+        out.push(RouteState {
+            dst,
+            via,
+            oif,
+            protocol: u8::from(r.header.protocol),
+        });
+    }
+    Ok(out)
+}

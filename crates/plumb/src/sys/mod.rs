@@ -1,0 +1,141 @@
+//! The only module that may use `unsafe`: thin wrappers over the syscalls plumb needs that no
+//! safe API covers (`unshare`), plus the mount and namespace calls, so that the rest of the crate
+//! speaks in owned file descriptors and typed errors.
+//!
+//! Invariant: every function here acts on the calling *thread* (network namespaces belong to
+//! threads); callers that change a thread's network namespace do so on a thread they own and end.
+#![allow(unsafe_code)]
+
+use std::fs;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::Path;
+
+use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
+use rustix::thread::{LinkNameSpaceType, UnshareFlags};
+
+/// Moves the calling thread into a new, empty network namespace.
+///
+/// Equivalent to the kernel half of `ip netns add`: `unshare(CLONE_NEWNET)`.
+pub fn unshare_net() -> io::Result<()> {
+    // SAFETY: CLONE_NEWNET only changes the calling thread's network namespace; it does not
+    // unshare the file table (CLONE_FILES), which is the flag that makes unshare unsafe.
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNET) }.map_err(io::Error::from)
+}
+
+/// Moves the calling thread into the network namespace `fd` refers to (`setns(fd, CLONE_NEWNET)`).
+pub fn setns_net(fd: impl AsFd) -> io::Result<()> {
+    rustix::thread::move_into_link_name_space(fd.as_fd(), Some(LinkNameSpaceType::Network))
+        .map_err(io::Error::from)
+}
+
+/// Opens the calling thread's current network namespace (`/proc/thread-self/ns/net`).
+pub fn open_current_net() -> io::Result<OwnedFd> {
+    Ok(fs::File::open("/proc/thread-self/ns/net")?.into())
+}
+
+/// The (device, inode) identity of a namespace file: how the kernel tells namespaces apart.
+pub fn ns_identity(fd: impl AsFd) -> io::Result<(u64, u64)> {
+    let st = rustix::fs::fstat(fd).map_err(io::Error::from)?;
+    Ok((st.st_dev, st.st_ino))
+}
+
+/// Bind-mounts `source` onto `target` (`mount --bind`).
+pub fn bind_mount(source: &Path, target: &Path) -> io::Result<()> {
+    rustix::mount::mount_bind(source, target).map_err(io::Error::from)
+}
+
+/// Recursive bind mount (`mount --rbind`).
+pub fn rbind_mount(source: &Path, target: &Path) -> io::Result<()> {
+    rustix::mount::mount_bind_recursive(source, target).map_err(io::Error::from)
+}
+
+/// Makes the mount at `target` shared (`mount --make-shared`).
+pub fn make_shared(target: &Path) -> io::Result<()> {
+    rustix::mount::mount_change(target, MountPropagationFlags::SHARED).map_err(io::Error::from)
+}
+
+/// Makes every mount below `target` private, recursively (`mount --make-rprivate`).
+pub fn make_rprivate(target: &Path) -> io::Result<()> {
+    rustix::mount::mount_change(
+        target,
+        MountPropagationFlags::PRIVATE | MountPropagationFlags::REC,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Makes every mount below `target` a slave, recursively (`mount --make-rslave`).
+pub fn make_rslave(target: &Path) -> io::Result<()> {
+    rustix::mount::mount_change(
+        target,
+        MountPropagationFlags::DOWNSTREAM | MountPropagationFlags::REC,
+    )
+    .map_err(io::Error::from)
+}
+
+/// Lazily unmounts `target` (`umount -l`).
+pub fn detach_mount(target: &Path) -> io::Result<()> {
+    rustix::mount::unmount(target, UnmountFlags::DETACH).map_err(io::Error::from)
+}
+
+/// Mounts a fresh filesystem of type `fstype` at `target`.
+pub fn mount_fs(fstype: &str, target: &Path, data: Option<&str>) -> io::Result<()> {
+    let data = data
+        .map(std::ffi::CString::new)
+        .transpose()
+        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    rustix::mount::mount(fstype, target, fstype, MountFlags::empty(), data.as_deref())
+        .map_err(io::Error::from)
+}
+
+/// Leaves the current mount namespace for a private copy (`unshare(CLONE_NEWNS)`).
+/// Fails in a multi-threaded process (the kernel refuses it), so call it before spawning threads.
+pub fn unshare_mount() -> io::Result<()> {
+    // SAFETY: CLONE_NEWNS does not touch the file table.
+    unsafe { rustix::thread::unshare_unsafe(UnshareFlags::NEWNS) }.map_err(io::Error::from)
+}
+
+/// Enters new user, network and mount namespaces, mapping the caller to root inside.
+/// Must be called while the process is single-threaded.
+pub fn unshare_user_net_mount() -> io::Result<()> {
+    let uid = rustix::process::getuid().as_raw();
+    let gid = rustix::process::getgid().as_raw();
+    // SAFETY: no CLONE_FILES; the process is single-threaded (the kernel refuses CLONE_NEWUSER
+    // otherwise, with EINVAL), so no other thread can observe the change.
+    unsafe {
+        rustix::thread::unshare_unsafe(
+            UnshareFlags::NEWUSER | UnshareFlags::NEWNET | UnshareFlags::NEWNS,
+        )
+    }
+    .map_err(io::Error::from)?;
+    // An unprivileged process must deny setgroups before it may write a gid map.
+    match fs::write("/proc/self/setgroups", "deny") {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    fs::write("/proc/self/uid_map", format!("0 {uid} 1"))?;
+    fs::write("/proc/self/gid_map", format!("0 {gid} 1"))?;
+    Ok(())
+}
+
+/// Raises the soft limit on open files to the hard limit: a lab of a thousand namespaces holds
+/// a namespace file and a netlink socket for each.
+pub fn raise_nofile_limit() {
+    let lim = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    if lim.current < lim.maximum {
+        let new = rustix::process::Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        // Best effort: with the old limit plumb still works, only for smaller labs.
+        let _ = rustix::process::setrlimit(rustix::process::Resource::Nofile, new);
+    }
+}
+
+/// Is `errno` of `err` equal to `code`?
+pub fn is_errno(err: &io::Error, code: i32) -> bool {
+    err.raw_os_error() == Some(code)
+}
+
+pub use libc::{EACCES, EADDRNOTAVAIL, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, EPERM, ESRCH};
