@@ -2,8 +2,84 @@
 //!
 //! This stage never touches the kernel. Everything a user can get wrong in a file is found here,
 //! with the line and column, before any object exists.
+//!
+//! The pipeline, one module per stage:
+//! 1. `tree` (TOML) or `json`: the text into a format-neutral tree where every key and value
+//!    carries its byte offset; a syntax error stops here.
+//! 2. `raw`: the schema. Unknown keys, wrong types and every single value (names, addresses,
+//!    MTUs, MACs, protocols, ranges) are checked; what is wrong is reported and left out.
+//! 3. `expand`: references are resolved, ranges and `[networks.*]` expanded, and the rules that
+//!    need the whole lab checked (duplicates, overlapping subnets, reachable gateways…).
+//!
+//! Every problem found on the way is a [`Diagnostic`]; a file with any problem gives
+//! [`ModelError::Invalid`] with all of them, in file order.
 
+mod error;
+mod expand;
+mod json;
 pub mod names;
+mod port_name;
+mod range;
+mod raw;
+mod tree;
 mod types;
 
+use std::path::Path;
+
+pub use error::{Diagnostic, DiagnosticKind, Format, ModelError, RangeProblem};
+pub use port_name::host_port_name;
 pub use types::*;
+
+use error::Sink;
+use tree::Item;
+
+/// Reads and loads a topology file: JSON if its extension is `.json`, TOML otherwise.
+///
+/// Messages name the file as `path` is written.
+pub fn load(path: &Path) -> Result<Topology, ModelError> {
+    let src = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let origin = path.display().to_string();
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    if is_json {
+        parse_json(&src, &origin)
+    } else {
+        parse_toml(&src, &origin)
+    }
+}
+
+/// Loads a topology from TOML text. `origin` names the text in messages (usually its file name).
+pub fn parse_toml(src: &str, origin: &str) -> Result<Topology, ModelError> {
+    build(src, origin, tree::from_toml(src))
+}
+
+/// Loads a topology from JSON text with the same structure as the TOML format.
+/// `origin` names the text in messages.
+pub fn parse_json(src: &str, origin: &str) -> Result<Topology, ModelError> {
+    build(src, origin, json::from_json(src))
+}
+
+fn build(
+    src: &str,
+    origin: &str,
+    doc: Result<Item, (usize, DiagnosticKind)>,
+) -> Result<Topology, ModelError> {
+    let mut sink = Sink::new(src);
+    match doc {
+        Ok(doc) => {
+            let raw = raw::read(&doc, &mut sink);
+            match expand::expand(raw, &mut sink) {
+                Some(topology) if sink.is_clean() => Ok(topology),
+                _ => Err(sink.into_error(origin)),
+            }
+        }
+        Err((at, kind)) => {
+            sink.report(at, kind);
+            Err(sink.into_error(origin))
+        }
+    }
+}

@@ -56,12 +56,24 @@ impl IfName {
             return Err(NameError::Empty { what: WHAT });
         }
         if name.len() > IFNAME_MAX {
-            return Err(NameError::TooLong { what: WHAT, name: name.into(), len: name.len(), max: IFNAME_MAX });
+            return Err(NameError::TooLong {
+                what: WHAT,
+                name: name.into(),
+                len: name.len(),
+                max: IFNAME_MAX,
+            });
         }
         if name == "." || name == ".." {
-            return Err(NameError::Invalid { what: WHAT, name: name.into(), reason: "is reserved" });
+            return Err(NameError::Invalid {
+                what: WHAT,
+                name: name.into(),
+                reason: "is reserved",
+            });
         }
-        if name.chars().any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace()) {
+        if name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+        {
             return Err(NameError::Invalid {
                 what: WHAT,
                 name: name.into(),
@@ -101,13 +113,26 @@ impl NsName {
             return Err(NameError::Empty { what: WHAT });
         }
         if name.len() > NSNAME_MAX {
-            return Err(NameError::TooLong { what: WHAT, name: name.into(), len: name.len(), max: NSNAME_MAX });
+            return Err(NameError::TooLong {
+                what: WHAT,
+                name: name.into(),
+                len: name.len(),
+                max: NSNAME_MAX,
+            });
         }
         if name == "." || name == ".." || name.contains("..") {
-            return Err(NameError::Invalid { what: WHAT, name: name.into(), reason: "contains `..`, which would leave /run/netns" });
+            return Err(NameError::Invalid {
+                what: WHAT,
+                name: name.into(),
+                reason: "contains `..`, which would leave /run/netns",
+            });
         }
         if name.contains('/') || name.contains('\0') {
-            return Err(NameError::Invalid { what: WHAT, name: name.into(), reason: "contains `/` or NUL, which would leave /run/netns" });
+            return Err(NameError::Invalid {
+                what: WHAT,
+                name: name.into(),
+                reason: "contains `/` or NUL, which would leave /run/netns",
+            });
         }
         Ok(NsName(name.to_owned()))
     }
@@ -140,16 +165,24 @@ impl LabName {
             return Err(NameError::Empty { what: WHAT });
         }
         if name.len() > LABNAME_MAX {
-            return Err(NameError::TooLong { what: WHAT, name: name.into(), len: name.len(), max: LABNAME_MAX });
+            return Err(NameError::TooLong {
+                what: WHAT,
+                name: name.into(),
+                len: name.len(),
+                max: LABNAME_MAX,
+            });
         }
         let mut chars = name.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
         let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
         if !first_ok || !rest_ok {
             return Err(NameError::Invalid {
                 what: WHAT,
                 name: name.into(),
-                reason: "must be lowercase letters, digits and `-`, starting with a letter or digit",
+                reason:
+                    "must be lowercase letters, digits and `-`, starting with a letter or digit",
             });
         }
         Ok(LabName(name.to_owned()))
@@ -174,7 +207,10 @@ mod tests {
     #[test]
     fn ifname_sixteen_bytes_is_refused_with_length() {
         let err = IfName::new("abcdefghijklmnop").unwrap_err();
-        assert_eq!(err.to_string(), "interface name `abcdefghijklmnop` is 16 bytes, the kernel allows 15");
+        assert_eq!(
+            err.to_string(),
+            "interface name `abcdefghijklmnop` is 16 bytes, the kernel allows 15"
+        );
     }
 
     #[test]
