@@ -52,6 +52,10 @@ pub enum Outcome {
 fn main() -> ExitCode {
     // `exec` and `sandbox` need a single-threaded process: nothing may start threads before them.
     let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("PLUMB_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
     let r = match cli.cmd {
         Command::Up(a) => cmd::up::run(a),
         Command::Down(a) => cmd::down::run(a),

@@ -467,15 +467,18 @@ impl KernelBackend {
                         index: ib,
                         mtu: b.mtu,
                         mac: b.mac,
-                        master: ends[1],
+                        master: None,
                         group: self.group,
                     };
                     creates.push(link::new_veth(&end_a, &end_b));
                     create_idx.push(i);
-                    for (e, idx) in [(a, ia), (b, ib)] {
+                    // The kernel ignores IFLA_MASTER in the peer's attributes at creation, so
+                    // the peer joins its bridge in the tagging request.
+                    for (e, idx, master) in [(a, ia, None), (b, ib, ends[1])] {
                         let change = LinkChange {
                             alias: Some(tag.clone()),
                             ipv6_addrgen_none: !e.ipv6,
+                            master,
                             ..Default::default()
                         };
                         let target = if idx != 0 {

@@ -147,6 +147,7 @@ pub fn run(plan: &Plan, backend: &mut dyn Backend, opts: Options<'_>) -> Result<
     let total = steps.len();
     for range in batches(steps, &cuts) {
         let batch = &steps[range.clone()];
+        let t0 = std::time::Instant::now();
         let results: Vec<Result<(), StepError>> =
             if opts.fail_at.is_some_and(|n| range.start + 1 == n) {
                 std::iter::once(Err(StepError::Injected))
@@ -155,6 +156,7 @@ pub fn run(plan: &Plan, backend: &mut dyn Backend, opts: Options<'_>) -> Result<
             } else {
                 backend.execute(batch)
             };
+        tracing::debug!(kind = batch[0].kind(), steps = batch.len(), elapsed = ?t0.elapsed(), "batch");
         let mut failure = None;
         for (step, r) in batch.iter().zip(results) {
             match r {
