@@ -81,6 +81,18 @@ impl std::fmt::Debug for UpOptions<'_> {
     }
 }
 
+/// Takes the lab's lock; a lock directory plumb may not write means plumb lacks privilege.
+fn acquire(lab: &LabName) -> Result<LabLock, LabError> {
+    LabLock::acquire(lab).map_err(|e| match &e {
+        LockError::Io { source, .. }
+            if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS)) =>
+        {
+            LabError::Permission
+        }
+        _ => LabError::Lock(e),
+    })
+}
+
 /// Reads the machine's state, asking for the sysctls `topo` sets.
 pub fn snapshot_for(reg: &Registry, topo: Option<&Topology>) -> Result<Snapshot, InspectError> {
     let wanted = |n: Option<&crate::model::names::NsName>| match topo {
@@ -105,7 +117,7 @@ pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<Plan, LabError> {
     let _lock = if opts.dry_run {
         None
     } else {
-        Some(LabLock::acquire(&topo.name)?)
+        Some(acquire(&topo.name)?)
     };
     let snap = snapshot_for(&reg, Some(topo))?;
     let plan = plan::diff(topo, &snap);
@@ -148,7 +160,7 @@ pub fn down(lab: &LabName, dry_run: bool) -> Result<Plan, LabError> {
     let lock = if dry_run {
         None
     } else {
-        Some(LabLock::acquire(lab)?)
+        Some(acquire(lab)?)
     };
     let snap = snapshot_for(&reg, None)?;
     teardown_with(lab, &snap, reg, lock.as_ref(), dry_run)
