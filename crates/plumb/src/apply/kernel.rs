@@ -398,7 +398,9 @@ impl KernelBackend {
                     let spec = BridgeSpec {
                         name: name.as_str(),
                         netns_fd: self.netns_fd(node),
-                        mtu: *mtu,
+                        // A fixed MTU (ETH_DATA_LEN unless set) stops the bridge from recomputing it
+                        // from its ports on every new port.
+                        mtu: Some(mtu.unwrap_or(1500)),
                         mac: *mac,
                         stp: *stp,
                         group: self.group,
