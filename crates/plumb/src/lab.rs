@@ -85,7 +85,10 @@ impl std::fmt::Debug for UpOptions<'_> {
 fn acquire(lab: &LabName) -> Result<LabLock, LabError> {
     LabLock::acquire(lab).map_err(|e| match &e {
         LockError::Io { source, .. }
-            if matches!(source.raw_os_error(), Some(libc::EACCES | libc::EPERM | libc::EROFS)) =>
+            if matches!(
+                source.raw_os_error(),
+                Some(libc::EACCES | libc::EPERM | libc::EROFS)
+            ) =>
         {
             LabError::Permission
         }
@@ -157,11 +160,7 @@ pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<Plan, LabError> {
 /// Removes everything `lab` owns, found by tags. Returns the teardown plan that ran.
 pub fn down(lab: &LabName, dry_run: bool) -> Result<Plan, LabError> {
     let reg = Registry::default();
-    let lock = if dry_run {
-        None
-    } else {
-        Some(acquire(lab)?)
-    };
+    let lock = if dry_run { None } else { Some(acquire(lab)?) };
     let snap = snapshot_for(&reg, None)?;
     teardown_with(lab, &snap, reg, lock.as_ref(), dry_run)
 }
@@ -436,5 +435,34 @@ fn view_of(lab: &LabName, snap: &Snapshot) -> LabView {
         version: 1,
         lab: lab.to_string(),
         nodes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nothing(_: usize, _: usize) {}
+
+    #[test]
+    fn up_file_with_nat_is_refused_before_touching_anything() {
+        let topo = crate::model::parse_toml(
+            "name = \"n\"\n[networks.br0]\nsubnet = \"10.9.0.0/24\"\nmembers = [\"a\"]\nnat = true\n",
+            "n.toml",
+        )
+        .expect("valid file");
+        let (mut p, mut s) = (nothing, || {});
+        let opts = UpOptions {
+            dry_run: false,
+            fail_at: None,
+            stall_after: None,
+            progress: &mut p,
+            on_stall: &mut s,
+        };
+        // The refusal happens before the lock, the snapshot or any kernel access.
+        match up(&topo, opts) {
+            Err(LabError::Unsupported { key, .. }) => assert_eq!(key, "nat"),
+            other => panic!("expected Unsupported, got {other:?}"),
+        }
     }
 }
