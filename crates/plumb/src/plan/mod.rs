@@ -297,6 +297,14 @@ impl fmt::Display for Step {
                 u8::from(*stp)
             ),
             Step::CreateVeth { a, b, .. } => {
+                // Written from the host's side when one end is there, as the seed writes it
+                // (`ip link add veth1 type veth peer name eth1000 netns ns1`): `ip` has no name
+                // for "the host" as a peer namespace.
+                let (a, b) = if b.node == NodeRef::Host && a.node != NodeRef::Host {
+                    (b, a)
+                } else {
+                    (a, b)
+                };
                 write!(f, "ip {}link add {}", ns_arg(&a.node), a.name)?;
                 write!(f, "{} type veth peer name {}", opt("mtu", &a.mtu), b.name)?;
                 if b.node != a.node {
@@ -909,6 +917,11 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
         }
     }
 
+    if !plan.conflicts.is_empty() {
+        // Nothing may run while something is in the way: a plan with conflicts has no steps, so
+        // no caller can apply half of it and touch what the lab does not own.
+        return plan;
+    }
     plan.steps.extend(deletes);
     // Delete routes before addresses (a route may depend on an address).
     dels_addr_route.sort_by_key(|s| !matches!(s, Step::DelRoute { .. }));
@@ -976,3 +989,6 @@ pub fn teardown(lab: &LabName, snap: &Snapshot) -> Plan {
 pub fn owned_by(alias: Option<&str>, lab: &str) -> bool {
     tag_owner(alias).is_some_and(|o| o.split(' ').next() == Some(lab))
 }
+
+#[cfg(test)]
+mod tests;
