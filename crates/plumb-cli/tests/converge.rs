@@ -1,0 +1,166 @@
+//! `plumb up` over an edited file converges the kernel to the new file: added objects appear,
+//! changed ones change, removed ones go, and untouched ones keep their identity (ifindex).
+
+mod common;
+
+use common::*;
+
+const V1: &str = r#"name = "conv"
+
+[nodes.host.interfaces.va]
+addresses = ["10.1.0.1/24"]
+
+[nodes.a.interfaces.eth0]
+addresses = ["10.1.0.2/24"]
+
+[nodes.a.interfaces.eth1]
+addresses = ["10.2.0.1/24"]
+
+[nodes.b.interfaces.eth0]
+addresses = ["10.2.0.2/24"]
+
+[[links]]
+endpoints = ["host:va", "a:eth0"]
+
+[[links]]
+endpoints = ["a:eth1", "b:eth0"]
+"#;
+
+/// V1 edited: a's address changed, the a-b link removed, node c and a b-c link added, and a
+/// route added in a.
+const V2: &str = r#"name = "conv"
+
+[nodes.host.interfaces.va]
+addresses = ["10.1.0.1/24"]
+
+[nodes.a.interfaces.eth0]
+addresses = ["10.1.0.3/24"]
+
+[[nodes.a.routes]]
+to = "10.3.0.0/24"
+via = "10.1.0.1"
+
+[nodes.b.interfaces.eth1]
+addresses = ["10.3.0.1/24"]
+
+[nodes.c.interfaces.eth0]
+addresses = ["10.3.0.2/24"]
+
+[[links]]
+endpoints = ["host:va", "a:eth0"]
+
+[[links]]
+endpoints = ["b:eth1", "c:eth0"]
+"#;
+
+/// V2 edited: nodes b and c, their link and a's route removed.
+const V3: &str = r#"name = "conv"
+
+[nodes.host.interfaces.va]
+addresses = ["10.1.0.1/24"]
+
+[nodes.a.interfaces.eth0]
+addresses = ["10.1.0.3/24"]
+
+[[links]]
+endpoints = ["host:va", "a:eth0"]
+"#;
+
+#[test]
+fn up_after_edit_converges_to_the_new_file() {
+    let sb = sandbox();
+    let empty = sb.snapshot();
+    let file = sb.write_file("conv.toml", V1);
+    let file = file.to_str().unwrap();
+    sb.plumb_ok(&["up", file]);
+    assert_eq!(sb.netns_list(), vec!["a", "b"]);
+    assert_addrs(&sb, Some("a"), "eth0", &["10.1.0.2/24"]);
+    assert_peers(&sb, Some("a"), "eth1", Some("b"), "eth0");
+    sb.ping_ok(Some("a"), "10.2.0.2");
+    let va_index = must_link(&sb, None, "va")["ifindex"].clone();
+    let a_eth0_index = must_link(&sb, Some("a"), "eth0")["ifindex"].clone();
+
+    // Edit: change an address, remove a link, add a node and a link, add a route.
+    std::fs::write(file, V2).unwrap();
+    let out = sb.plumb(&["up", file]);
+    assert_exit(&out, 0, "plumb up after the edit");
+    assert_eq!(sb.netns_list(), vec!["a", "b", "c"]);
+    assert_eq!(sb.link_names(None), vec!["lo", "va"]);
+    assert_eq!(
+        sb.link_names(Some("a")),
+        vec!["eth0", "lo"],
+        "a's eth1 (removed link) is gone"
+    );
+    assert_eq!(
+        sb.link_names(Some("b")),
+        vec!["eth1", "lo"],
+        "b's eth0 (removed link) is gone"
+    );
+    assert_eq!(sb.link_names(Some("c")), vec!["eth0", "lo"]);
+    assert_addrs(&sb, Some("a"), "eth0", &["10.1.0.3/24"]);
+    assert_addrs(&sb, None, "va", &["10.1.0.1/24"]);
+    assert_addrs(&sb, Some("b"), "eth1", &["10.3.0.1/24"]);
+    assert_addrs(&sb, Some("c"), "eth0", &["10.3.0.2/24"]);
+    assert_peers(&sb, Some("b"), "eth1", Some("c"), "eth0");
+    assert_up(&sb, Some("c"), "eth0");
+    assert_up(&sb, Some("c"), "lo");
+    let route = sb
+        .routes(Some("a"))
+        .into_iter()
+        .find(|r| r["dst"] == "10.3.0.0/24")
+        .unwrap_or_else(|| panic!("a has no route to 10.3.0.0/24: {:?}", sb.routes(Some("a"))));
+    assert_eq!(route["gateway"], "10.1.0.1", "{route}");
+    assert_eq!(
+        sb.tagged(),
+        vec![
+            "a/eth0=plumb:conv",
+            "a/lo=plumb:conv",
+            "b/eth1=plumb:conv",
+            "b/lo=plumb:conv",
+            "c/eth0=plumb:conv",
+            "c/lo=plumb:conv",
+            "host/va=plumb:conv",
+        ]
+    );
+    assert_eq!(
+        must_link(&sb, None, "va")["ifindex"],
+        va_index,
+        "unchanged va was recreated"
+    );
+    assert_eq!(
+        must_link(&sb, Some("a"), "eth0")["ifindex"],
+        a_eth0_index,
+        "a's eth0 (only its address changed) was recreated"
+    );
+    sb.ping_ok(Some("a"), "10.1.0.1");
+    sb.ping_ok(Some("b"), "10.3.0.2");
+    sb.ping_ok(None, "10.1.0.3");
+
+    // Edit again: remove two nodes, their link and the route.
+    std::fs::write(file, V3).unwrap();
+    sb.plumb_ok(&["up", file]);
+    sb.wait_until(SETTLE, "only namespace a is left", |s| {
+        s.netns_list() == vec!["a"]
+    });
+    assert!(
+        sb.routes(Some("a"))
+            .iter()
+            .all(|r| r["dst"] != "10.3.0.0/24"),
+        "a's route was not removed"
+    );
+    assert_eq!(
+        sb.tagged(),
+        vec!["a/eth0=plumb:conv", "a/lo=plumb:conv", "host/va=plumb:conv"]
+    );
+    let same = sb.settled_snapshot();
+    let out = sb.plumb(&["up", file]);
+    assert!(
+        text(&out).to_lowercase().contains("up to date"),
+        "{}",
+        plumb_testkit::describe(&out)
+    );
+    sb.assert_state_eventually(&same, SETTLE, "a third up of the same file");
+
+    sb.plumb_ok(&["down", file]);
+    sb.assert_state_eventually(&empty, SETTLE, "after plumb down");
+}
