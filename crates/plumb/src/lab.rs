@@ -13,14 +13,6 @@ use crate::plan::{self, Conflict, Plan};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LabError {
-    /// The file uses a key whose feature is not built yet.
-    #[error("`{key}` is not supported yet: remove it from {lab}'s file to bring the rest up")]
-    Unsupported {
-        /// The lab.
-        lab: String,
-        /// The key.
-        key: &'static str,
-    },
     /// Objects the lab needs are in the way.
     #[error("{} object(s) in the way, nothing was changed:\n{}", .0.len(), .0.iter().map(|c| format!("  - {c}")).collect::<Vec<_>>().join("\n"))]
     Conflicts(Vec<Conflict>),
@@ -109,26 +101,34 @@ pub fn snapshot_for(reg: &Registry, topo: Option<&Topology>) -> Result<Snapshot,
 }
 
 /// Brings `topo` up (or converges it). Returns the plan that was (or, dry, would be) applied.
-pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<Plan, LabError> {
-    if let Some(key) = topo.unsupported_feature() {
-        return Err(LabError::Unsupported {
-            lab: topo.name.to_string(),
-            key,
-        });
-    }
+pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<UpReport, LabError> {
     let reg = Registry::default();
     let _lock = if opts.dry_run {
         None
     } else {
         Some(acquire(&topo.name)?)
     };
-    let snap = snapshot_for(&reg, Some(topo))?;
+    let mut snap = snapshot_for(&reg, Some(topo))?;
+    read_host_firewall(&topo.name, &mut snap)?;
     let plan = plan::diff(topo, &snap);
     if !plan.conflicts.is_empty() {
         return Err(LabError::Conflicts(plan.conflicts));
     }
+    let table = crate::firewall::host_table(topo);
+    let warnings: Vec<String> = if table.nat.is_empty() && table.publish.is_empty() {
+        Vec::new()
+    } else {
+        crate::firewall::foreign_forward_drops(&table.name)
+            .into_iter()
+            .map(|c| {
+                format!(
+                    "the foreign nftables chain {c} drops forwarded traffic by default: the lab's NAT and published ports may not work until it accepts traffic of the lab's networks (plumb never edits other tables)"
+                )
+            })
+            .collect()
+    };
     if opts.dry_run || plan.is_empty() {
-        return Ok(plan);
+        return Ok(UpReport { plan, warnings });
     }
     crate::sys::raise_nofile_limit();
     let lock = _lock.as_ref();
@@ -154,14 +154,32 @@ pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<Plan, LabError> {
         let _ = l.end_change();
     }
     r.map_err(LabError::from_apply)?;
-    Ok(plan)
+    Ok(UpReport { plan, warnings })
+}
+
+/// What `up` did.
+#[derive(Debug, Clone)]
+pub struct UpReport {
+    /// The plan that was (or, dry, would be) applied.
+    pub plan: Plan,
+    /// Things in the way that plumb may not fix (a foreign drop policy, say).
+    pub warnings: Vec<String>,
+}
+
+/// Reads whether the host has the lab's nftables table, and its version.
+fn read_host_firewall(lab: &LabName, snap: &mut Snapshot) -> Result<(), LabError> {
+    snap.host.nft_version =
+        crate::firewall::current_version(&crate::firewall::table_name(lab.as_str()))
+            .map_err(|e| LabError::Backend(StepError::Io(e)))?;
+    Ok(())
 }
 
 /// Removes everything `lab` owns, found by tags. Returns the teardown plan that ran.
 pub fn down(lab: &LabName, dry_run: bool) -> Result<Plan, LabError> {
     let reg = Registry::default();
     let lock = if dry_run { None } else { Some(acquire(lab)?) };
-    let snap = snapshot_for(&reg, None)?;
+    let mut snap = snapshot_for(&reg, None)?;
+    read_host_firewall(lab, &mut snap)?;
     teardown_with(lab, &snap, reg, lock.as_ref(), dry_run)
 }
 
@@ -270,6 +288,8 @@ pub fn gc(dry_run: bool) -> Result<Vec<(String, Plan)>, LabError> {
                 Err(_) => continue,
             }
         };
+        let mut snap = snap.clone();
+        read_host_firewall(&lab, &mut snap)?;
         match teardown_with(&lab, &snap, reg.clone(), lock.as_ref(), dry_run) {
             Ok(plan) => out.push((s.name.clone(), plan)),
             Err(LabError::Teardown { failures: f, .. }) => failures.extend(f),
@@ -435,34 +455,5 @@ fn view_of(lab: &LabName, snap: &Snapshot) -> LabView {
         version: 1,
         lab: lab.to_string(),
         nodes,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn nothing(_: usize, _: usize) {}
-
-    #[test]
-    fn up_file_with_nat_is_refused_before_touching_anything() {
-        let topo = crate::model::parse_toml(
-            "name = \"n\"\n[networks.br0]\nsubnet = \"10.9.0.0/24\"\nmembers = [\"a\"]\nnat = true\n",
-            "n.toml",
-        )
-        .expect("valid file");
-        let (mut p, mut s) = (nothing, || {});
-        let opts = UpOptions {
-            dry_run: false,
-            fail_at: None,
-            stall_after: None,
-            progress: &mut p,
-            on_stall: &mut s,
-        };
-        // The refusal happens before the lock, the snapshot or any kernel access.
-        match up(&topo, opts) {
-            Err(LabError::Unsupported { key, .. }) => assert_eq!(key, "nat"),
-            other => panic!("expected Unsupported, got {other:?}"),
-        }
     }
 }

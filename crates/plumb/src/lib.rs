@@ -31,4 +31,6 @@ pub mod model;
 pub mod netlink;
 pub mod netns;
 pub mod plan;
+pub mod probe;
 pub mod sys;
+pub mod firewall;

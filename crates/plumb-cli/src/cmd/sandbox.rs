@@ -29,7 +29,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     if let Some(topo) = &topo {
         let mut progress = |_: usize, _: usize| {};
         let mut on_stall = || {};
-        let plan = lab::up(
+        let report = lab::up(
             topo,
             UpOptions {
                 dry_run: false,
@@ -43,7 +43,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             std::io::stderr(),
             "plumb sandbox: lab {} is up ({} steps); it vanishes when this shell exits",
             topo.name,
-            plan.steps.len()
+            report.plan.steps.len()
         );
     }
     let (prog, args) = match a.cmd.split_first() {

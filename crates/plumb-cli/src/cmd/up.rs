@@ -37,7 +37,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             std::thread::sleep(std::time::Duration::from_secs(3600));
         }
     };
-    let plan = lab::up(
+    let report = lab::up(
         &topo,
         UpOptions {
             dry_run: a.dry_run,
@@ -47,6 +47,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             on_stall: &mut on_stall,
         },
     )?;
+    for w in &report.warnings {
+        let _ = writeln!(std::io::stderr(), "plumb: warning: {w}");
+    }
+    let plan = report.plan;
     let mut out = std::io::stdout().lock();
     if a.dry_run {
         if a.json {

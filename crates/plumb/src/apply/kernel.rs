@@ -546,6 +546,7 @@ impl KernelBackend {
                 mtu: set.mtu,
                 mac: set.mac,
                 master,
+                isolated: set.isolated,
                 ..Default::default()
             };
             let target = match self.index.get(&(node.clone(), name.clone())) {
@@ -681,6 +682,119 @@ impl KernelBackend {
     }
 }
 
+impl KernelBackend {
+    /// Writes or removes nftables tables: one `nft -j` transaction per namespace, run from a
+    /// thread inside it (the child inherits the thread's network namespace). A namespace's
+    /// table version is then recorded in its `lo` tag (`plumb:LAB fw=VERSION`).
+    fn firewalls(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
+        let mut results: Vec<Result<(), StepError>> = (0..batch.len()).map(|_| Ok(())).collect();
+        let failures = self.open_nodes(batch.iter().filter_map(|s| match s {
+            Step::Firewall { node, .. } | Step::DeleteFirewall { node, .. } => Some(node.clone()),
+            _ => None,
+        }));
+        let doc = |s: &Step| -> Result<(String, serde_json::Value), StepError> {
+            match s {
+                Step::Firewall { table, batch, .. } => serde_json::from_str(batch)
+                    .map(|v| (table.clone(), v))
+                    .map_err(|e| StepError::Io(std::io::Error::other(e))),
+                Step::DeleteFirewall { table, .. } => {
+                    Ok((table.clone(), crate::firewall::Table::delete_batch(table)))
+                }
+                _ => Err(StepError::Missing {
+                    what: "firewall step".into(),
+                }),
+            }
+        };
+        let mut in_ns: Vec<usize> = Vec::new();
+        for (i, s) in batch.iter().enumerate() {
+            let (Step::Firewall { node, .. } | Step::DeleteFirewall { node, .. }) = s else {
+                continue;
+            };
+            if let Some(e) = failures.get(node) {
+                results[i] = Err(StepError::Missing {
+                    what: format!("namespace {node}: {e}"),
+                });
+                continue;
+            }
+            match node {
+                NodeRef::Host => {
+                    results[i] = doc(s)
+                        .and_then(|(t, d)| crate::firewall::apply(&t, &d).map_err(StepError::from));
+                }
+                NodeRef::Ns(_) => in_ns.push(i),
+            }
+        }
+        let fds: Vec<&OwnedFd> = in_ns
+            .iter()
+            .filter_map(|&i| match &batch[i] {
+                Step::Firewall {
+                    node: NodeRef::Ns(n),
+                    ..
+                }
+                | Step::DeleteFirewall {
+                    node: NodeRef::Ns(n),
+                    ..
+                } => self.ns.get(n).map(|h| &h.fd),
+                _ => None,
+            })
+            .collect();
+        if fds.len() == in_ns.len() {
+            let docs: Vec<_> = in_ns.iter().map(|&i| doc(&batch[i])).collect();
+            let out = netns::run_in_each(&fds, |k| match &docs[k] {
+                Ok((t, d)) => crate::firewall::apply(t, d).map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            });
+            match out {
+                Ok(rs) => {
+                    for (&i, r) in in_ns.iter().zip(rs) {
+                        match r {
+                            Ok(Ok(())) => {}
+                            Ok(Err(msg)) => {
+                                results[i] = Err(StepError::Io(std::io::Error::other(msg)))
+                            }
+                            Err(e) => results[i] = Err(e.into()),
+                        }
+                    }
+                }
+                Err(e) => {
+                    for &i in &in_ns {
+                        results[i] = Err(StepError::Io(std::io::Error::other(e.to_string())));
+                    }
+                }
+            }
+        } else {
+            for &i in &in_ns {
+                results[i] = Err(StepError::Missing {
+                    what: "namespace".into(),
+                });
+            }
+        }
+        // Record the version in lo's tag, so the next snapshot knows the table is current.
+        let mut tags = Vec::new();
+        for &i in &in_ns {
+            if results[i].is_err() {
+                continue;
+            }
+            let (node, alias) = match &batch[i] {
+                Step::Firewall { node, version, .. } => {
+                    (node, format!("{} fw={version}", plan::tag(&self.lab)))
+                }
+                Step::DeleteFirewall { node, .. } => (node, plan::tag(&self.lab)),
+                _ => continue,
+            };
+            let change = LinkChange {
+                alias: Some(alias),
+                ..Default::default()
+            };
+            for r in link::set(Target::Index(1), &change) {
+                tags.push((node.clone(), r, i));
+            }
+        }
+        self.send(tags, &mut results);
+        results
+    }
+}
+
 fn set_err(results: &mut [Result<(), StepError>], i: usize, e: StepError) {
     if results[i].is_ok() {
         results[i] = Err(e);
@@ -697,6 +811,7 @@ impl Backend for KernelBackend {
             Step::DeleteNs { .. } => self.delete_ns(batch),
             Step::Sysctl { .. } => self.sysctls(batch),
             Step::CreateBridge { .. } | Step::CreateVeth { .. } => self.create_links(batch),
+            Step::Firewall { .. } | Step::DeleteFirewall { .. } => self.firewalls(batch),
             Step::SetLink { .. } => self.set_links(batch),
             Step::DeleteLink { .. } | Step::DeleteGroup { .. } => self.delete_links(batch),
             Step::AddAddr { .. }

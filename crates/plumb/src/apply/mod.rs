@@ -36,6 +36,9 @@ pub enum StepError {
         /// What.
         what: String,
     },
+    /// nftables refused a batch.
+    #[error(transparent)]
+    Firewall(#[from] crate::firewall::FirewallError),
     /// A failure injected for testing (`PLUMB_INJECT_FAILURE`).
     #[error("injected failure")]
     Injected,
@@ -49,6 +52,7 @@ impl StepError {
             StepError::Netns(e) => e.errno(),
             StepError::Io(e) => e.raw_os_error(),
             StepError::Missing { .. } => Some(libc::ENOENT),
+            StepError::Firewall(_) => None,
             StepError::Injected => None,
         }
     }
@@ -193,6 +197,7 @@ fn is_delete(step: &Step) -> bool {
             | Step::DeleteNs { .. }
             | Step::DelAddr { .. }
             | Step::DelRoute { .. }
+            | Step::DeleteFirewall { .. }
     )
 }
 

@@ -72,6 +72,8 @@ pub struct LinkState {
     pub peer_netnsid: Option<i32>,
     /// `IFLA_GROUP`.
     pub group: u32,
+    /// For a bridge port: isolated from the other isolated ports (`IFLA_BRPORT_ISOLATED`).
+    pub isolated: bool,
 }
 
 impl LinkState {
@@ -114,6 +116,9 @@ pub struct NsState {
     pub routes: Vec<RouteState>,
     /// Values of the sysctls that were asked for, by key.
     pub sysctls: BTreeMap<String, String>,
+    /// The version marker of the lab's nftables table here, if it has one (`Some("")` for a
+    /// table without a marker).
+    pub nft_version: Option<String>,
 }
 
 impl NsState {
@@ -123,11 +128,19 @@ impl NsState {
         let links = crate::netlink::link::dump(sock)?;
         let addrs = crate::netlink::addr::dump(sock)?;
         let routes = crate::netlink::route::dump(sock)?;
+        // The version of the lab's firewall table in a namespace is kept in `lo`'s tag.
+        let nft_version = links
+            .iter()
+            .find(|l| l.kind == LinkKind::Loopback)
+            .and_then(|l| l.alias.as_deref())
+            .and_then(|a| a.split(' ').find_map(|w| w.strip_prefix("fw=")))
+            .map(str::to_string);
         Ok(NsState {
             links,
             addrs,
             routes,
             sysctls: BTreeMap::new(),
+            nft_version,
         })
     }
 

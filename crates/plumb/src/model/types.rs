@@ -284,25 +284,4 @@ impl Topology {
             NodeRef::Ns(_) => self.nodes.iter().find(|n| &n.name == r),
         }
     }
-
-    /// True when the file uses a key whose feature is not built yet
-    /// (`nat`, `publish`, `isolated`, `firewall`, `expect`). Returns the key's name.
-    pub fn unsupported_feature(&self) -> Option<&'static str> {
-        if self.networks.iter().any(|n| n.nat) {
-            return Some("nat");
-        }
-        if self.networks.iter().any(|n| !n.publish.is_empty()) {
-            return Some("publish");
-        }
-        if self.networks.iter().any(|n| n.isolated) {
-            return Some("isolated");
-        }
-        if self.host.firewall.is_some() || self.nodes.iter().any(|n| n.firewall.is_some()) {
-            return Some("firewall");
-        }
-        if !self.expects.is_empty() {
-            return Some("expect");
-        }
-        None
-    }
 }

@@ -4,8 +4,9 @@ use std::os::fd::RawFd;
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge, InfoData, InfoKind,
-    InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge, InfoBridgePort,
+    InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
+    LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -156,10 +157,15 @@ pub struct LinkChange {
     pub alias: Option<String>,
     /// IPv6 address generation off (`addrgenmode none`): no link-local address, no DAD, no MLD.
     pub ipv6_addrgen_none: bool,
+    /// Bridge port isolation (`bridge link set dev X isolated on`).
+    pub isolated: Option<bool>,
 }
 
 /// Equivalent to `ip link set DEV [up|down] [mtu N] [address M] [master B] [alias A]
 /// [addrgenmode none]`.
+///
+/// Sent as `RTM_NEWLINK` without `NLM_F_CREATE`, as iproute2 does: unlike `RTM_SETLINK`, it
+/// also applies `IFLA_LINKINFO` (bridge-port options such as isolation).
 ///
 /// The kernel applies flags (up) before `IFLA_AF_SPEC`, so a change that both disables IPv6
 /// address generation and sets the link up must be sent as two requests; [`set`] does so.
@@ -175,6 +181,14 @@ pub fn set(t: Target<'_>, change: &LinkChange) -> Vec<(RouteNetlinkMessage, u16)
     if let Some(m) = change.master {
         msg.attributes.push(LinkAttribute::Controller(m));
     }
+    if let Some(iso) = change.isolated {
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::PortKind(InfoPortKind::Bridge),
+            LinkInfo::PortData(InfoPortData::BridgePort(vec![InfoBridgePort::Isolated(
+                iso,
+            )])),
+        ]));
+    }
     if let Some(a) = &change.alias {
         msg.attributes.push(LinkAttribute::IfAlias(a.clone()));
     }
@@ -187,16 +201,16 @@ pub fn set(t: Target<'_>, change: &LinkChange) -> Vec<(RouteNetlinkMessage, u16)
     let has_attrs = msg.attributes.len() > usize::from(matches!(t, Target::Name(_)));
     if let Some(up) = change.up {
         if has_attrs && change.ipv6_addrgen_none {
-            out.push((RouteNetlinkMessage::SetLink(msg), 0));
+            out.push((RouteNetlinkMessage::NewLink(msg), 0));
             msg = target_msg(t);
         }
         msg.header.change_mask = LinkFlags::Up;
         if up {
             msg.header.flags = LinkFlags::Up;
         }
-        out.push((RouteNetlinkMessage::SetLink(msg), 0));
+        out.push((RouteNetlinkMessage::NewLink(msg), 0));
     } else if has_attrs {
-        out.push((RouteNetlinkMessage::SetLink(msg), 0));
+        out.push((RouteNetlinkMessage::NewLink(msg), 0));
     }
     out
 }
@@ -245,6 +259,7 @@ pub fn parse(msg: &LinkMessage) -> LinkState {
         peer_index: None,
         peer_netnsid: None,
         group: 0,
+        isolated: false,
     };
     for a in &msg.attributes {
         match a {
@@ -262,6 +277,11 @@ pub fn parse(msg: &LinkMessage) -> LinkState {
             LinkAttribute::Group(g) => st.group = *g,
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
+                    if let LinkInfo::PortData(InfoPortData::BridgePort(opts)) = i {
+                        st.isolated = opts
+                            .iter()
+                            .any(|o| matches!(o, InfoBridgePort::Isolated(true)));
+                    }
                     if let LinkInfo::Kind(k) = i {
                         st.kind = match k {
                             InfoKind::Veth => LinkKind::Veth,

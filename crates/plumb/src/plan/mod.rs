@@ -93,6 +93,9 @@ pub struct LinkSet {
     /// New bridge (`Some(None)`: leave the bridge).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub master: Option<Option<IfName>>,
+    /// New bridge-port isolation (`isolated = true` networks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub isolated: Option<bool>,
 }
 
 /// A route as the plan handles it.
@@ -207,6 +210,24 @@ pub enum Step {
         /// Which.
         route: RouteSpec,
     },
+    /// Replace the lab's nftables table in a node, atomically (one `nft -j` transaction).
+    Firewall {
+        /// Where.
+        node: NodeRef,
+        /// `plumb-LAB`.
+        table: String,
+        /// The table's version marker.
+        version: String,
+        /// The nftables JSON batch.
+        batch: String,
+    },
+    /// Remove the lab's nftables table from a node.
+    DeleteFirewall {
+        /// Where.
+        node: NodeRef,
+        /// `plumb-LAB`.
+        table: String,
+    },
 }
 
 impl Step {
@@ -225,6 +246,8 @@ impl Step {
             Step::SetLink { .. } => "set-link",
             Step::AddAddr { .. } => "add-addr",
             Step::AddRoute { .. } => "add-route",
+            Step::Firewall { .. } => "firewall",
+            Step::DeleteFirewall { .. } => "delete-firewall",
         }
     }
 
@@ -248,6 +271,10 @@ impl Step {
             Step::AddRoute { node, route } => Some(Step::DelRoute {
                 node: node.clone(),
                 route: route.clone(),
+            }),
+            Step::Firewall { node, table, .. } => Some(Step::DeleteFirewall {
+                node: node.clone(),
+                table: table.clone(),
             }),
             _ => None,
         }
@@ -331,6 +358,9 @@ impl fmt::Display for Step {
                     Some(None) => write!(f, " nomaster")?,
                     None => {}
                 }
+                if let Some(iso) = set.isolated {
+                    write!(f, " type bridge_slave isolated {}", if iso { "on" } else { "off" })?;
+                }
                 match set.up {
                     Some(true) => write!(f, " up"),
                     Some(false) => write!(f, " down"),
@@ -341,6 +371,14 @@ impl fmt::Display for Step {
                 write!(f, "ip {}addr add {addr} dev {dev}", ns_arg(node))
             }
             Step::AddRoute { node, route } => write!(f, "ip {}route add {}", ns_arg(node), route),
+            Step::Firewall { node, table, version, .. } => match node {
+                NodeRef::Host => write!(f, "nft -j -f - # replace table inet {table} (version {version})"),
+                NodeRef::Ns(n) => write!(f, "ip netns exec {n} nft -j -f - # replace table inet {table} (version {version})"),
+            },
+            Step::DeleteFirewall { node, table } => match node {
+                NodeRef::Host => write!(f, "nft delete table inet {table}"),
+                NodeRef::Ns(n) => write!(f, "ip netns exec {n} nft delete table inet {table}"),
+            },
         }
     }
 }
@@ -404,9 +442,24 @@ impl Plan {
 
 /// The sysctls of `node` that the topology sets (so that a snapshot reads their values).
 pub fn wanted_sysctls(topo: &Topology, node: &NodeRef) -> Vec<String> {
-    topo.node(node)
-        .map(|n| n.sysctls.iter().map(|(k, _)| k.clone()).collect())
-        .unwrap_or_default()
+    sysctls_of(topo, node).into_iter().map(|(k, _)| k).collect()
+}
+
+/// The sysctls a node needs: those the file sets, plus IPv4 forwarding in the host when a
+/// network has NAT or published ports (as `nat = true` promises).
+fn sysctls_of(topo: &Topology, node: &NodeRef) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = topo
+        .node(node)
+        .map(|n| n.sysctls.clone())
+        .unwrap_or_default();
+    const FWD: &str = "net.ipv4.ip_forward";
+    if *node == NodeRef::Host
+        && crate::firewall::needs_forwarding(topo)
+        && !out.iter().any(|(k, _)| k == FWD)
+    {
+        out.push((FWD.to_string(), "1".to_string()));
+    }
+    out
 }
 
 /// One interface the topology wants in a node.
@@ -418,6 +471,8 @@ struct WantLink {
     mtu: Option<u32>,
     mac: Option<MacAddr>,
     master: Option<IfName>,
+    /// A port of an `isolated = true` network's bridge.
+    isolated: bool,
     up: bool,
     addrs: Vec<IpNet>,
 }
@@ -467,6 +522,7 @@ fn desired(topo: &Topology) -> Desired {
                 mtu: b.mtu,
                 mac: None,
                 master: None,
+                isolated: false,
                 up: true,
                 addrs: b.addresses.clone(),
             },
@@ -504,6 +560,10 @@ fn desired(topo: &Topology) -> Desired {
                     mtu: e.mtu,
                     mac: e.mac,
                     master: e.master.clone(),
+                    isolated: e
+                        .master
+                        .as_ref()
+                        .is_some_and(|m| topo.networks.iter().any(|n| n.isolated && &n.name == m)),
                     up: i.map(|i| i.up).unwrap_or(true),
                     addrs: i.map(|i| i.addresses.clone()).unwrap_or_default(),
                 },
@@ -529,6 +589,7 @@ fn desired(topo: &Topology) -> Desired {
                         mtu: i.mtu,
                         mac: None,
                         master: None,
+                        isolated: false,
                         up: true,
                         addrs: i.addresses.clone(),
                     },
@@ -801,6 +862,9 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
                 if w.kind == LinkKind::Veth && cur_master != w.master.as_ref().map(|m| m.as_str()) {
                     set.master = Some(w.master.clone());
                 }
+                if w.master.is_some() && cur.isolated != w.isolated {
+                    set.isolated = Some(w.isolated);
+                }
                 if set != LinkSet::default() {
                     sets.push(Step::SetLink {
                         node: node.clone(),
@@ -818,7 +882,18 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
                         },
                     });
                 }
-            } else if w.up && w.kind != LinkKind::Loopback {
+            } else if w.isolated {
+                // A new port of an isolated network: isolate it before it comes up.
+                sets.push(Step::SetLink {
+                    node: node.clone(),
+                    name: name.clone(),
+                    set: LinkSet {
+                        isolated: Some(true),
+                        ..Default::default()
+                    },
+                });
+            }
+            if cur.is_none() && w.up && w.kind != LinkKind::Loopback {
                 ups.push(Step::SetLink {
                     node: node.clone(),
                     name: name.clone(),
@@ -901,8 +976,8 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
             }
         }
         // Sysctls: set when new, or when the value read differs.
-        if let Some(n) = topo.node(node) {
-            for (k, v) in &n.sysctls {
+        {
+            for (k, v) in &sysctls_of(topo, node) {
                 let current = st.and_then(|s| s.sysctls.get(k));
                 if current.map(|c| c.split_whitespace().collect::<Vec<_>>())
                     != Some(v.split_whitespace().collect())
@@ -934,6 +1009,7 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
     plan.steps.extend(ups);
     plan.steps.extend(addrs);
     plan.steps.extend(routes);
+    plan.steps.extend(firewalls(topo, snap, &fresh));
     dedup_deletes(&mut plan.steps);
     plan
 }
@@ -982,7 +1058,52 @@ pub fn teardown(lab: &LabName, snap: &Snapshot) -> Plan {
             plan.steps.push(Step::DeleteNs { ns: name.clone() });
         }
     }
+    if snap.host.nft_version.is_some() {
+        plan.steps.push(Step::DeleteFirewall {
+            node: NodeRef::Host,
+            table: crate::firewall::table_name(lab.as_str()),
+        });
+    }
     plan
+}
+
+/// Firewall tables to write (when missing or of another version) or remove (when the file no
+/// longer needs them). A namespace's table goes with the namespace, so only kept nodes are
+/// checked for removal.
+fn firewalls(topo: &Topology, snap: &Snapshot, fresh: &HashSet<NodeRef>) -> Vec<Step> {
+    let mut out = Vec::new();
+    let mut nodes = vec![NodeRef::Host];
+    nodes.extend(topo.nodes.iter().map(|n| n.name.clone()));
+    for node in nodes {
+        let want = match &node {
+            NodeRef::Host => Some(crate::firewall::host_table(topo)).filter(|t| !t.is_empty()),
+            NodeRef::Ns(_) => crate::firewall::node_table(topo, &node),
+        };
+        let have = if fresh.contains(&node) {
+            None
+        } else {
+            observed(snap, &node).and_then(|s| s.nft_version.clone())
+        };
+        match (want, have) {
+            (Some(t), have) => {
+                let version = t.version();
+                if have.as_deref() != Some(version.as_str()) {
+                    out.push(Step::Firewall {
+                        node,
+                        table: t.name.clone(),
+                        version,
+                        batch: t.batch().to_string(),
+                    });
+                }
+            }
+            (None, Some(_)) => out.push(Step::DeleteFirewall {
+                node,
+                table: crate::firewall::table_name(topo.name.as_str()),
+            }),
+            (None, None) => {}
+        }
+    }
+    out
 }
 
 /// Whether `alias` marks an object of `lab`.

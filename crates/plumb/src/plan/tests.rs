@@ -147,6 +147,7 @@ fn link(index: u32, name: &str, kind: LinkKind, alias: Option<&str>) -> LinkStat
         peer_index: None,
         peer_netnsid: None,
         group: 0,
+        isolated: false,
     }
 }
 
@@ -240,7 +241,9 @@ fn nodes_of(step: &Step) -> Vec<NodeRef> {
         | Step::CreateBridge { node, .. }
         | Step::SetLink { node, .. }
         | Step::AddAddr { node, .. }
-        | Step::AddRoute { node, .. } => vec![node.clone()],
+        | Step::AddRoute { node, .. }
+        | Step::Firewall { node, .. }
+        | Step::DeleteFirewall { node, .. } => vec![node.clone()],
     }
 }
 
@@ -280,6 +283,7 @@ fn phase(step: &Step) -> u8 {
         Step::SetLink { .. } => 7,
         Step::AddAddr { .. } => 8,
         Step::AddRoute { .. } => 9,
+        Step::Firewall { .. } | Step::DeleteFirewall { .. } => 10,
     }
 }
 
@@ -493,6 +497,17 @@ impl Kernel {
     fn step(&mut self, lab: &LabName, step: &Step) {
         let group = lab_group(lab);
         match step {
+            Step::Firewall { node, version, .. } => {
+                let st = self
+                    .state_mut(node)
+                    .expect("firewall in a missing namespace");
+                st.nft_version = Some(version.clone());
+            }
+            Step::DeleteFirewall { node, .. } => {
+                if let Some(st) = self.state_mut(node) {
+                    st.nft_version = None;
+                }
+            }
             Step::CreateNs { ns } => {
                 assert!(
                     !self.snap.namespaces.contains_key(ns),

@@ -1,0 +1,561 @@
+//! plumb's nftables rules: a typed model of what a lab needs, rendered as one atomic batch that
+//! replaces plumb's own table `inet plumb-LAB` and nothing else.
+//!
+//! Invariants:
+//! - plumb writes only tables named `plumb-LAB`; a batch first adds the table (a no-op if it
+//!   exists), deletes it, and recreates it with all its contents, so a change is one transaction
+//!   that never leaves a half-written table and never touches another table;
+//! - the number of rules depends on the number of networks, published ports and firewall
+//!   entries, never on the number of members;
+//! - every table carries a marker chain `v-HASH` naming the hash of its contents, so a snapshot
+//!   can tell whether the table is current without comparing rules.
+
+use std::fmt::Write as _;
+use std::io;
+
+use ipnet::IpNet;
+use serde_json::{json, Value};
+
+use crate::model::{NodeRef, Proto, Service, Topology};
+
+/// The name of the lab's table (family `inet`) in every namespace where it has rules.
+pub fn table_name(lab: &str) -> String {
+    format!("plumb-{lab}")
+}
+
+/// A firewall operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FirewallError {
+    /// The batch did not match the nftables JSON schema (a bug in plumb).
+    #[error("internal error: the nftables batch for {table} is malformed: {source}")]
+    Schema {
+        /// The table.
+        table: String,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `nft` refused the batch or could not run.
+    #[error("nft could not apply the batch for table {table}: {message}")]
+    Nft {
+        /// The table.
+        table: String,
+        /// What nft said.
+        message: String,
+    },
+}
+
+/// One rule, as typed values.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "rule", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Rule {
+    /// Masquerade traffic from `subnet` leaving through anything but `bridge`.
+    Masquerade {
+        /// Source subnet.
+        subnet: IpNet,
+        /// The network's bridge.
+        bridge: String,
+    },
+    /// Masquerade published traffic that comes back out of the bridge it came in on (hairpin).
+    HairpinMasquerade {
+        /// Source subnet.
+        subnet: IpNet,
+        /// The network's bridge.
+        bridge: String,
+    },
+    /// DNAT a port of any local address to a member's address and port.
+    Publish {
+        /// Protocol.
+        proto: Proto,
+        /// Host port.
+        host_port: u16,
+        /// Member address.
+        to: std::net::IpAddr,
+        /// Member port.
+        port: u16,
+    },
+    /// Drop forwarded traffic from `bridge` to any other of the lab's network bridges.
+    IsolateNetwork {
+        /// The bridge.
+        bridge: String,
+    },
+    /// Accept inbound traffic matching `service` (and `from`).
+    Allow {
+        /// What.
+        service: Service,
+        /// From where.
+        from: Option<IpNet>,
+    },
+}
+
+/// The whole table for one namespace.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Table {
+    /// `plumb-LAB`.
+    pub name: String,
+    /// Network bridges of the lab (the set `bridges`).
+    pub bridges: Vec<String>,
+    /// NAT rules (postrouting).
+    pub nat: Vec<Rule>,
+    /// Published ports (prerouting and output).
+    pub publish: Vec<Rule>,
+    /// Forward filter rules.
+    pub forward: Vec<Rule>,
+    /// Input policy: `Some(false)` = drop unless allowed; `None` = no input chain.
+    pub input_accept: Option<bool>,
+    /// Input allow rules.
+    pub allow: Vec<Rule>,
+}
+
+impl Table {
+    /// A stable hash of the contents: the `v-HASH` marker.
+    pub fn version(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in text.bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        format!("{:012x}", h & 0xffff_ffff_ffff)
+    }
+
+    /// Nothing to enforce.
+    pub fn is_empty(&self) -> bool {
+        self.nat.is_empty()
+            && self.publish.is_empty()
+            && self.forward.is_empty()
+            && self.input_accept.is_none()
+    }
+
+    /// The batch that replaces the table atomically, as nftables JSON.
+    pub fn batch(&self) -> Value {
+        let t = &self.name;
+        let mut cmds = vec![
+            json!({"add": {"table": {"family": "inet", "name": t}}}),
+            json!({"delete": {"table": {"family": "inet", "name": t}}}),
+            json!({"add": {"table": {"family": "inet", "name": t}}}),
+            json!({"add": {"chain": {"family": "inet", "table": t, "name": format!("v-{}", self.version())}}}),
+        ];
+        let chain = |name: &str, kind: &str, hook: &str, prio: i32, policy: &str| json!({"add": {"chain": {"family": "inet", "table": t, "name": name, "type": kind, "hook": hook, "prio": prio, "policy": policy}}});
+        let rule = |chain: &str, expr: Vec<Value>| json!({"add": {"rule": {"family": "inet", "table": t, "chain": chain, "expr": expr}}});
+        if !self.bridges.is_empty() {
+            cmds.push(json!({"add": {"set": {"family": "inet", "table": t, "name": "bridges", "type": "ifname", "elem": self.bridges}}}));
+        }
+        if !self.nat.is_empty() {
+            cmds.push(chain("postrouting", "nat", "postrouting", 100, "accept"));
+            for r in &self.nat {
+                cmds.push(rule("postrouting", render(r)));
+            }
+        }
+        if !self.publish.is_empty() {
+            cmds.push(chain("prerouting", "nat", "prerouting", -100, "accept"));
+            cmds.push(chain("output", "nat", "output", -100, "accept"));
+            for r in &self.publish {
+                cmds.push(rule("prerouting", render(r)));
+                cmds.push(rule("output", render(r)));
+            }
+        }
+        if !self.forward.is_empty() {
+            cmds.push(chain("forward", "filter", "forward", 0, "accept"));
+            for r in &self.forward {
+                cmds.push(rule("forward", render(r)));
+            }
+        }
+        if let Some(accept) = self.input_accept {
+            cmds.push(chain(
+                "input",
+                "filter",
+                "input",
+                0,
+                if accept { "accept" } else { "drop" },
+            ));
+            cmds.push(rule(
+                "input",
+                vec![
+                    m(
+                        json!({"ct": {"key": "state"}}),
+                        json!(["established", "related"]),
+                        "in",
+                    ),
+                    json!({"accept": null}),
+                ],
+            ));
+            cmds.push(rule(
+                "input",
+                vec![
+                    m(json!({"meta": {"key": "iifname"}}), json!("lo"), "=="),
+                    json!({"accept": null}),
+                ],
+            ));
+            // IPv6 neighbour discovery is what ARP is to IPv4: never blocked.
+            cmds.push(rule("input", vec![
+                m(json!({"payload": {"protocol": "icmpv6", "field": "type"}}), json!({"set": ["nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-advert"]}), "=="),
+                json!({"accept": null}),
+            ]));
+            for r in &self.allow {
+                cmds.push(rule("input", render(r)));
+            }
+        }
+        json!({"nftables": cmds})
+    }
+
+    /// The batch that removes the table: `add` then `delete`, so a missing table is no error.
+    pub fn delete_batch(name: &str) -> Value {
+        json!({"nftables": [
+            {"add": {"table": {"family": "inet", "name": name}}},
+            {"delete": {"table": {"family": "inet", "name": name}}},
+        ]})
+    }
+}
+
+fn m(left: Value, right: Value, op: &str) -> Value {
+    json!({"match": {"left": left, "right": right, "op": op}})
+}
+
+fn prefix(net: &IpNet) -> (Value, &'static str) {
+    let p = json!({"prefix": {"addr": net.network().to_string(), "len": net.prefix_len()}});
+    (
+        p,
+        if matches!(net, IpNet::V4(_)) {
+            "ip"
+        } else {
+            "ip6"
+        },
+    )
+}
+
+fn render(r: &Rule) -> Vec<Value> {
+    let iif = |b: &str, op: &str| m(json!({"meta": {"key": "iifname"}}), json!(b), op);
+    let oif = |b: &str, op: &str| m(json!({"meta": {"key": "oifname"}}), json!(b), op);
+    match r {
+        Rule::Masquerade { subnet, bridge } => {
+            let (p, fam) = prefix(subnet);
+            vec![
+                m(
+                    json!({"payload": {"protocol": fam, "field": "saddr"}}),
+                    p,
+                    "==",
+                ),
+                oif(bridge, "!="),
+                json!({"masquerade": null}),
+            ]
+        }
+        Rule::HairpinMasquerade { subnet, bridge } => {
+            let (p, fam) = prefix(subnet);
+            vec![
+                m(
+                    json!({"payload": {"protocol": fam, "field": "saddr"}}),
+                    p,
+                    "==",
+                ),
+                oif(bridge, "=="),
+                m(json!({"ct": {"key": "status"}}), json!("dnat"), "in"),
+                json!({"masquerade": null}),
+            ]
+        }
+        Rule::Publish {
+            proto,
+            host_port,
+            to,
+            port,
+        } => {
+            let l4 = match proto {
+                Proto::Tcp => "tcp",
+                Proto::Udp => "udp",
+            };
+            let fam = if to.is_ipv4() { "ip" } else { "ip6" };
+            vec![
+                m(
+                    json!({"fib": {"result": "type", "flags": ["daddr"]}}),
+                    json!("local"),
+                    "==",
+                ),
+                m(
+                    json!({"payload": {"protocol": l4, "field": "dport"}}),
+                    json!(host_port),
+                    "==",
+                ),
+                json!({"dnat": {"family": fam, "addr": to.to_string(), "port": port}}),
+            ]
+        }
+        Rule::IsolateNetwork { bridge } => vec![
+            iif(bridge, "=="),
+            oif(bridge, "!="),
+            m(json!({"meta": {"key": "oifname"}}), json!("@bridges"), "=="),
+            json!({"drop": null}),
+        ],
+        Rule::Allow { service, from } => {
+            let mut e = Vec::new();
+            if let Some(f) = from {
+                let (p, fam) = prefix(f);
+                e.push(m(
+                    json!({"payload": {"protocol": fam, "field": "saddr"}}),
+                    p,
+                    "==",
+                ));
+            }
+            match service {
+                Service::Icmp => e.push(m(
+                    json!({"meta": {"key": "l4proto"}}),
+                    json!({"set": ["icmp", "ipv6-icmp"]}),
+                    "==",
+                )),
+                Service::Tcp(p) => e.push(m(
+                    json!({"payload": {"protocol": "tcp", "field": "dport"}}),
+                    json!(p),
+                    "==",
+                )),
+                Service::Udp(p) => e.push(m(
+                    json!({"payload": {"protocol": "udp", "field": "dport"}}),
+                    json!(p),
+                    "==",
+                )),
+            }
+            e.push(json!({"accept": null}));
+            e
+        }
+    }
+}
+
+/// The host's table for `topo`: NAT, published ports and isolation between networks.
+pub fn host_table(topo: &Topology) -> Table {
+    let mut t = Table {
+        name: table_name(topo.name.as_str()),
+        bridges: Vec::new(),
+        nat: Vec::new(),
+        publish: Vec::new(),
+        forward: Vec::new(),
+        input_accept: None,
+        allow: Vec::new(),
+    };
+    for n in &topo.networks {
+        if n.nat {
+            t.nat.push(Rule::Masquerade {
+                subnet: n.subnet,
+                bridge: n.name.to_string(),
+            });
+        }
+        for p in &n.publish {
+            let Some(addr) = member_addr(topo, &n.subnet, &p.member) else {
+                continue;
+            };
+            t.publish.push(Rule::Publish {
+                proto: p.proto,
+                host_port: p.host_port,
+                to: addr,
+                port: p.port,
+            });
+        }
+        if !n.publish.is_empty() {
+            t.nat.push(Rule::HairpinMasquerade {
+                subnet: n.subnet,
+                bridge: n.name.to_string(),
+            });
+        }
+    }
+    if topo.networks.len() > 1 {
+        t.bridges = topo.networks.iter().map(|n| n.name.to_string()).collect();
+        for n in &topo.networks {
+            t.forward.push(Rule::IsolateNetwork {
+                bridge: n.name.to_string(),
+            });
+        }
+    }
+    t
+}
+
+/// The firewall table of a node, if it declares `[nodes.X.firewall]`.
+pub fn node_table(topo: &Topology, node: &NodeRef) -> Option<Table> {
+    let fw = topo.node(node)?.firewall.as_ref()?;
+    Some(Table {
+        name: table_name(topo.name.as_str()),
+        bridges: Vec::new(),
+        nat: Vec::new(),
+        publish: Vec::new(),
+        forward: Vec::new(),
+        input_accept: Some(fw.ingress_allow),
+        allow: fw
+            .allow
+            .iter()
+            .map(|a| Rule::Allow {
+                service: a.service,
+                from: a.from,
+            })
+            .collect(),
+    })
+}
+
+/// True when the lab needs packet forwarding in the host (NAT or published ports).
+pub fn needs_forwarding(topo: &Topology) -> bool {
+    topo.networks.iter().any(|n| n.nat || !n.publish.is_empty())
+}
+
+fn member_addr(
+    topo: &Topology,
+    subnet: &IpNet,
+    member: &crate::model::names::NsName,
+) -> Option<std::net::IpAddr> {
+    let node = topo.node(&NodeRef::Ns(member.clone()))?;
+    node.interfaces
+        .iter()
+        .flat_map(|i| &i.addresses)
+        .find(|a| subnet.contains(&a.addr()))
+        .map(|a| a.addr())
+}
+
+/// Applies an nftables JSON batch in the calling thread's network namespace: one `nft -j -f -`
+/// run through the `nftables` crate, one atomic transaction.
+pub fn apply(table: &str, batch: &Value) -> Result<(), FirewallError> {
+    let doc: nftables::schema::Nftables =
+        serde_json::from_value(batch.clone()).map_err(|source| FirewallError::Schema {
+            table: table.to_string(),
+            source,
+        })?;
+    nftables::helper::apply_ruleset(&doc).map_err(|e| FirewallError::Nft {
+        table: table.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The version marker of `table` in the calling thread's namespace: `Ok(None)` when the table
+/// does not exist (or nft is not installed, in which case no table of plumb's can exist either).
+pub fn current_version(table: &str) -> io::Result<Option<String>> {
+    let out = match std::process::Command::new("nft")
+        .args(["-j", "list", "table", "inet", table])
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !out.status.success() {
+        return Ok(None);
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).map_err(io::Error::other)?;
+    let found = v["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|o| {
+            o.get("chain")
+                .and_then(|c| c["name"].as_str())
+                .and_then(|n| n.strip_prefix("v-"))
+                .map(str::to_string)
+        });
+    Ok(Some(found.unwrap_or_default()))
+}
+
+/// Foreign base chains with a `drop` policy on the forward hook: they would drop a lab's
+/// forwarded traffic whatever plumb's table accepts. Returns "family table/chain" for each.
+pub fn foreign_forward_drops(own_table: &str) -> Vec<String> {
+    let Ok(out) = std::process::Command::new("nft")
+        .args(["-j", "list", "chains"])
+        .output()
+    else {
+        return Vec::new();
+    };
+    let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for o in v["nftables"].as_array().into_iter().flatten() {
+        let Some(c) = o.get("chain") else { continue };
+        if c["hook"] == "forward" && c["policy"] == "drop" && c["table"] != own_table {
+            let mut s = String::new();
+            let _ = write!(
+                s,
+                "{} {}/{}",
+                c["family"].as_str().unwrap_or("?"),
+                c["table"].as_str().unwrap_or("?"),
+                c["name"].as_str().unwrap_or("?")
+            );
+            found.push(s);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn topo() -> Topology {
+        crate::model::parse_toml(
+            r#"name = "egress"
+[networks.lan0]
+subnet = "10.90.0.0/24"
+members = ["web", "client"]
+nat = true
+publish = ["8080:web:80/tcp", "5353:web:53/udp"]
+[networks.lan1]
+subnet = "10.91.0.0/24"
+members = ["x[1..100]"]
+nat = true
+[nodes.web.firewall]
+ingress = "deny"
+allow = ["icmp", "tcp/80 from 10.90.0.0/24"]
+"#,
+            "t.toml",
+        )
+        .expect("valid")
+    }
+
+    #[test]
+    fn host_table_rule_count_does_not_grow_with_members() {
+        let t = host_table(&topo());
+        // 2 masquerades + 1 hairpin, 2 publishes, 2 isolation rules: none per member.
+        assert_eq!(t.nat.len(), 3);
+        assert_eq!(t.publish.len(), 2);
+        assert_eq!(t.forward.len(), 2);
+        assert_eq!(
+            t.publish[0],
+            Rule::Publish {
+                proto: Proto::Tcp,
+                host_port: 8080,
+                to: "10.90.0.2".parse().unwrap(),
+                port: 80
+            }
+        );
+    }
+
+    #[test]
+    fn batch_matches_the_nftables_schema_and_replaces_only_its_table() {
+        let t = host_table(&topo());
+        let b = t.batch();
+        let doc: Result<nftables::schema::Nftables, _> = serde_json::from_value(b.clone());
+        assert!(doc.is_ok(), "{doc:?}");
+        let cmds = b["nftables"].as_array().unwrap();
+        assert_eq!(
+            cmds[1],
+            json!({"delete": {"table": {"family": "inet", "name": "plumb-egress"}}})
+        );
+        for c in cmds {
+            let obj = c.as_object().unwrap().values().next().unwrap();
+            let inner = obj.as_object().unwrap().values().next().unwrap();
+            let table = inner
+                .get("table")
+                .and_then(Value::as_str)
+                .or(inner.get("name").and_then(Value::as_str));
+            assert_eq!(table, Some("plumb-egress"));
+        }
+        if let Ok(dir) = std::env::var("PLUMB_DUMP_NFT") {
+            std::fs::write(
+                format!("{dir}/host.json"),
+                serde_json::to_string_pretty(&b).unwrap(),
+            )
+            .unwrap();
+            let n = node_table(
+                &topo(),
+                &NodeRef::Ns(crate::model::names::NsName::new("web").unwrap()),
+            )
+            .unwrap();
+            std::fs::write(
+                format!("{dir}/node.json"),
+                serde_json::to_string_pretty(&n.batch()).unwrap(),
+            )
+            .unwrap();
+        }
+    }
+}
