@@ -37,6 +37,10 @@ enum Command {
     Gc(cmd::gc::Args),
     /// Enter a throwaway sandbox (no root needed), optionally with a lab up inside.
     Sandbox(cmd::sandbox::Args),
+    /// Run the `[[expect]]` probes of a topology file and report which expectations hold.
+    Check(cmd::check::Args),
+    /// Send one ICMP echo from a node of a lab to another node, from inside the first.
+    Ping(cmd::ping::Args),
 }
 
 /// What a command reports back to `main`.
@@ -64,6 +68,8 @@ fn main() -> ExitCode {
         Command::Exec(a) => cmd::exec::run(a),
         Command::Gc(a) => cmd::gc::run(a),
         Command::Sandbox(a) => cmd::sandbox::run(a),
+        Command::Check(a) => cmd::check::run(a),
+        Command::Ping(a) => cmd::ping::run(a),
     };
     match r {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -17,6 +17,9 @@
 //!   for links, addresses and routes.
 //! - [`netns`]: the iproute2-compatible `/run/netns` registry, [`netns::NsRef`] (one way to name any
 //!   namespace: name, path or pid), work inside namespaces on threads that end with it, the sandbox.
+//! - [`firewall`]: the lab's nftables table as typed rules, rendered as one atomic batch.
+//! - [`probe`]: reachability probes for `check` and `ping`: only to the lab's own addresses,
+//!   bounded in count and time, run on throwaway threads inside the source node.
 //! - [`sys`]: the only module allowed `unsafe`: `unshare` and friends.
 //!
 //! Ownership lives in the kernel, not in a state file: every interface plumb creates has the
@@ -25,6 +28,7 @@
 #![deny(unsafe_code)]
 
 pub mod apply;
+pub mod firewall;
 pub mod inspect;
 pub mod lab;
 pub mod model;
@@ -33,4 +37,3 @@ pub mod netns;
 pub mod plan;
 pub mod probe;
 pub mod sys;
-pub mod firewall;

@@ -1,9 +1,11 @@
 //! One file per subcommand.
 
+pub mod check;
 pub mod down;
 pub mod exec;
 pub mod gc;
 pub mod ls;
+pub mod ping;
 pub mod sandbox;
 pub mod show;
 pub mod up;

@@ -224,6 +224,8 @@ pub(crate) fn ping(addr: IpAddr, per_try: Duration, tries: u32) -> io::Result<Ve
     };
     let dest = SocketAddr::new(addr, 0);
     let started = Instant::now();
+    // The whole probe ends by then, however slow the sends were.
+    let overall = started + per_try * tries;
     let mut sent: Vec<(u16, Instant)> = Vec::new();
     let mut buf = [0u8; 1500];
     for n in 0..tries {
@@ -235,7 +237,7 @@ pub(crate) fn ping(addr: IpAddr, per_try: Duration, tries: u32) -> io::Result<Ve
         }
         let at = Instant::now();
         sent.push((seq, at));
-        let deadline = at + per_try;
+        let deadline = (at + per_try).min(overall);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -264,10 +266,7 @@ pub(crate) fn ping(addr: IpAddr, per_try: Duration, tries: u32) -> io::Result<Ve
             };
             match answer {
                 Some(Answer::Reply { seq }) => {
-                    let sent_at = sent
-                        .iter()
-                        .find(|(s, _)| *s == seq)
-                        .map_or(at, |(_, t)| *t);
+                    let sent_at = sent.iter().find(|(s, _)| *s == seq).map_or(at, |(_, t)| *t);
                     return Ok(Verdict::Reply {
                         rtt: sent_at.elapsed(),
                     });
@@ -298,7 +297,10 @@ mod tests {
 
     #[test]
     fn checksum_odd_length_pads_with_zero() {
-        assert_eq!(checksum(&[0x12, 0x34, 0x56]), checksum(&[0x12, 0x34, 0x56, 0x00]));
+        assert_eq!(
+            checksum(&[0x12, 0x34, 0x56]),
+            checksum(&[0x12, 0x34, 0x56, 0x00])
+        );
     }
 
     #[test]

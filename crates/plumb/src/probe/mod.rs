@@ -66,7 +66,9 @@ pub enum ProbeError {
         node: String,
     },
     /// A literal target address that belongs to no node and lies in no subnet of the lab.
-    #[error("{addr} is not an address of lab {lab}: plumb probes only the lab's own nodes and subnets")]
+    #[error(
+        "{addr} is not an address of lab {lab}: plumb probes only the lab's own nodes and subnets"
+    )]
     OutsideLab {
         /// The address.
         addr: IpAddr,
@@ -278,10 +280,12 @@ pub fn service_label(service: Service) -> String {
     }
 }
 
-/// Runs every expectation of `expects` against the lab `topo` describes, in order.
+/// Runs every expectation of `expects` against the lab `topo` describes; results in order.
 ///
 /// Every target is resolved (and checked to belong to the lab) before the first probe is sent,
-/// so a file with one target outside the lab sends nothing at all.
+/// so a file with one target outside the lab sends nothing at all. Probes run concurrently, up
+/// to [`MAX_PARALLEL`] at a time, except that two probes that need a responder on the same port
+/// of the same node never overlap.
 pub fn run(topo: &Topology, expects: &[Expect]) -> Result<Vec<ProbeResult>, ProbeError> {
     let book = LabAddresses::of_topology(topo);
     let resolved = expects
@@ -289,18 +293,79 @@ pub fn run(topo: &Topology, expects: &[Expect]) -> Result<Vec<ProbeResult>, Prob
         .map(|e| book.resolve(&e.from, &e.to))
         .collect::<Result<Vec<_>, _>>()?;
     let reg = Registry::default();
-    let mut out = Vec::with_capacity(expects.len());
-    for (e, target) in expects.iter().zip(&resolved) {
-        let seen = probe_resolved(&reg, &e.from, target, e.service)?;
-        out.push(ProbeResult {
-            expect: e.clone(),
-            address: seen.address,
-            observed_reach: seen.reach,
-            detail: seen.verdict.to_string(),
-            ok: seen.reach == e.reach,
-        });
+    let mut seen: Vec<Option<Observed>> = vec![None; expects.len()];
+    for wave in waves(expects, &resolved) {
+        let observed = std::thread::scope(|s| {
+            let handles: Vec<_> = wave
+                .iter()
+                .map(|&i| {
+                    let (e, target, reg) = (&expects[i], &resolved[i], &reg);
+                    s.spawn(move || probe_resolved(reg, &e.from, target, e.service))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| ProbeError::Worker)?)
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        for (i, o) in wave.into_iter().zip(observed) {
+            seen[i] = Some(o);
+        }
     }
-    Ok(out)
+    expects
+        .iter()
+        .zip(seen)
+        .map(|(e, o)| {
+            let o = o.ok_or(ProbeError::Worker)?;
+            Ok(ProbeResult {
+                expect: e.clone(),
+                address: o.address,
+                observed_reach: o.reach,
+                detail: o.verdict.to_string(),
+                ok: o.reach == e.reach,
+            })
+        })
+        .collect()
+}
+
+/// How many probes `run` has in flight at most.
+pub const MAX_PARALLEL: usize = 16;
+
+/// Splits the probes into groups that may run at the same time: at most [`MAX_PARALLEL`] each,
+/// and no two in one group with a responder on the same node, protocol and port (the second
+/// would find the first's socket, which stops when the first probe ends).
+fn waves(expects: &[Expect], resolved: &[Resolved]) -> Vec<Vec<usize>> {
+    let key = |i: usize| match (expects[i].service, &resolved[i].node) {
+        (Service::Tcp(_) | Service::Udp(_), Some(node)) => Some((node, expects[i].service)),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    let mut pending: Vec<usize> = (0..expects.len()).collect();
+    while !pending.is_empty() {
+        let mut wave = Vec::new();
+        let mut rest = Vec::new();
+        let mut taken = Vec::new();
+        for i in pending {
+            let free = match key(i) {
+                Some(k) if taken.contains(&k) => false,
+                Some(k) => {
+                    if wave.len() < MAX_PARALLEL {
+                        taken.push(k);
+                    }
+                    true
+                }
+                None => true,
+            };
+            if free && wave.len() < MAX_PARALLEL {
+                wave.push(i);
+            } else {
+                rest.push(i);
+            }
+        }
+        out.push(wave);
+        pending = rest;
+    }
+    out
 }
 
 /// Probes `to` from `from` once with `service`, in the lab `topo` describes.
@@ -559,6 +624,50 @@ mod tests {
         assert_eq!(service_label(Service::Icmp), "icmp");
         assert_eq!(service_label(Service::Tcp(8080)), "tcp/8080");
         assert_eq!(service_label(Service::Udp(53)), "udp/53");
+    }
+
+    fn expect(to: &str, service: Service) -> (Expect, Resolved) {
+        let node = NodeRef::Ns(crate::model::names::NsName::new(to).unwrap());
+        let e = Expect {
+            from: NodeRef::Host,
+            to: Target::Node(node.clone()),
+            service,
+            reach: true,
+        };
+        let r = Resolved {
+            addr: "10.0.0.2".parse().unwrap(),
+            node: Some(node),
+        };
+        (e, r)
+    }
+
+    #[test]
+    fn waves_never_share_a_responder_port() {
+        let (e, r): (Vec<_>, Vec<_>) = [
+            expect("a", Service::Tcp(80)),
+            expect("a", Service::Tcp(80)),
+            expect("a", Service::Udp(80)),
+            expect("b", Service::Tcp(80)),
+            expect("a", Service::Icmp),
+            expect("a", Service::Icmp),
+            expect("a", Service::Tcp(80)),
+        ]
+        .into_iter()
+        .unzip();
+        assert_eq!(waves(&e, &r), vec![vec![0, 2, 3, 4, 5], vec![1], vec![6]]);
+    }
+
+    #[test]
+    fn waves_hold_at_most_max_parallel() {
+        let (e, r): (Vec<_>, Vec<_>) = (0..MAX_PARALLEL * 2 + 1)
+            .map(|_| expect("a", Service::Icmp))
+            .unzip();
+        let w = waves(&e, &r);
+        assert_eq!(
+            w.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![MAX_PARALLEL, MAX_PARALLEL, 1]
+        );
+        assert_eq!(w.concat(), (0..e.len()).collect::<Vec<_>>());
     }
 
     #[test]

@@ -135,7 +135,8 @@ impl LabAddresses {
         let mine = self.addrs_of(from)?;
         match to {
             Target::Node(node) => {
-                let theirs: Vec<&IpNet> = self.addrs_of(node)?.iter().filter(|a| usable(a)).collect();
+                let theirs: Vec<&IpNet> =
+                    self.addrs_of(node)?.iter().filter(|a| usable(a)).collect();
                 for v4 in [true, false] {
                     let family: Vec<&IpNet> = theirs
                         .iter()
@@ -242,7 +243,9 @@ endpoints = ["ns1:veth-ns2", "ns2:veth-ns1"]
         // ns1 has two: from ns2 the one on their link, from the host the one on the host's.
         let r = book.resolve(&ns("ns2"), &Target::Node(ns("ns1"))).unwrap();
         assert_eq!(r.addr, ip("10.66.78.1"));
-        let r = book.resolve(&NodeRef::Host, &Target::Node(ns("ns1"))).unwrap();
+        let r = book
+            .resolve(&NodeRef::Host, &Target::Node(ns("ns1")))
+            .unwrap();
         assert_eq!(r.addr, ip("10.66.77.24"));
     }
 
@@ -276,9 +279,13 @@ endpoints = ["ns1:veth-ns2", "ns2:veth-ns1"]
             ],
             [],
         );
-        let r = book.resolve(&NodeRef::Host, &Target::Node(ns("a"))).unwrap();
+        let r = book
+            .resolve(&NodeRef::Host, &Target::Node(ns("a")))
+            .unwrap();
         assert_eq!(r.addr, ip("10.0.0.2"));
-        let r = book.resolve(&NodeRef::Host, &Target::Node(ns("b"))).unwrap();
+        let r = book
+            .resolve(&NodeRef::Host, &Target::Node(ns("b")))
+            .unwrap();
         assert_eq!(r.addr, ip("fd00::3"));
     }
 
@@ -331,10 +338,15 @@ endpoints = ["ns1:veth-ns2", "ns2:veth-ns1"]
     #[test]
     fn resolve_literal_outside_the_lab_is_refused() {
         let book = seed();
-        for a in ["192.0.2.1", "8.8.8.8", "10.66.79.1", "127.0.0.1", "::1", "2001:db8::1"] {
-            let e = book
-                .resolve(&ns("ns1"), &Target::Addr(ip(a)))
-                .unwrap_err();
+        for a in [
+            "192.0.2.1",
+            "8.8.8.8",
+            "10.66.79.1",
+            "127.0.0.1",
+            "::1",
+            "2001:db8::1",
+        ] {
+            let e = book.resolve(&ns("ns1"), &Target::Addr(ip(a))).unwrap_err();
             assert!(
                 matches!(e, ProbeError::OutsideLab { addr, .. } if addr == ip(a)),
                 "{a}: {e}"
@@ -345,10 +357,14 @@ endpoints = ["ns1:veth-ns2", "ns2:veth-ns1"]
     #[test]
     fn resolve_literal_broadcast_or_network_address_is_refused() {
         let book = seed();
-        for a in ["10.66.77.255", "10.66.77.0", "255.255.255.255", "224.0.0.1", "0.0.0.0"] {
-            let e = book
-                .resolve(&ns("ns1"), &Target::Addr(ip(a)))
-                .unwrap_err();
+        for a in [
+            "10.66.77.255",
+            "10.66.77.0",
+            "255.255.255.255",
+            "224.0.0.1",
+            "0.0.0.0",
+        ] {
+            let e = book.resolve(&ns("ns1"), &Target::Addr(ip(a))).unwrap_err();
             assert!(matches!(e, ProbeError::NotUnicast { .. }), "{a}: {e}");
         }
     }

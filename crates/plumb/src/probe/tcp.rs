@@ -23,7 +23,12 @@ pub(crate) fn connect(addr: IpAddr, port: u16, timeout: Duration) -> io::Result<
             drop(stream);
             Ok(Verdict::Connected { rtt })
         }
-        Err(e) if matches!(e.kind(), io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ) =>
+        {
             Ok(Verdict::Timeout {
                 waited: started.elapsed(),
             })

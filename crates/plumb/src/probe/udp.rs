@@ -38,6 +38,8 @@ pub(crate) fn round_trip(
     tries: u32,
 ) -> io::Result<Verdict> {
     let started = Instant::now();
+    // The whole probe ends by then, however slow the sends were.
+    let overall = started + per_try * tries;
     let sock = UdpSocket::bind(unspecified(addr.is_ipv6(), 0))?;
     // A connected socket receives only from the target, and learns of ICMP port unreachable.
     if let Err(e) = sock.connect(SocketAddr::new(addr, port)) {
@@ -52,7 +54,7 @@ pub(crate) fn round_trip(
             return Verdict::from_send_error(&e).ok_or(e);
         }
         tokens.push(t);
-        let deadline = sent_at + per_try;
+        let deadline = (sent_at + per_try).min(overall);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -66,7 +68,12 @@ pub(crate) fn round_trip(
                     });
                 }
                 Ok(_) => {}
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
                     break
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -110,7 +117,9 @@ pub(crate) fn serve(sock: &UdpSocket, stop: &AtomicBool, until: Instant) {
             Err(e)
                 if matches!(
                     e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::Interrupted
                 ) => {}
             // An ICMP error from an earlier echo; keep serving.
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {}
