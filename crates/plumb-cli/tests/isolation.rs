@@ -1,0 +1,473 @@
+//! Isolation (`examples/isolation.toml`): two networks that never reach each other, an isolated
+//! network, and a node firewall. `plumb check` must confirm every `[[expect]]` and fail on a
+//! flipped one; the blocked paths are also verified independently with ping and real sockets,
+//! where the server's own view says whether anything arrived.
+//!
+//! Needs `nft` (nftables) and `python3` besides what the test kit needs.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::*;
+use plumb_testkit::{describe, line_diff, Sandbox};
+use serde_json::Value;
+
+/// plumb's table for the lab `isolation`.
+const TABLE: &str = "plumb-isolation";
+
+/// The expectation that the flipped copy turns from `blocked` into `reach`: tcp/22 from the
+/// host to b over mgmt0, which b's firewall drops.
+const FLIPPED_FROM: &str =
+    "from = \"host\"\nto = \"10.93.0.2\"\nproto = \"tcp/22\"\nresult = \"blocked\"";
+const FLIPPED_TO: &str =
+    "from = \"host\"\nto = \"10.93.0.2\"\nproto = \"tcp/22\"\nresult = \"reach\"";
+
+/// Serves `want` distinct messages on `proto`/`port` (or stops after `secs`), echoing each back
+/// as `echo:MSG` and printing `peer ADDR MSG` for each: the server's own view of its peer.
+const SERVER_PY: &str = r#"
+import socket, sys, time
+sys.stderr = sys.stdout
+proto, port, want, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+deadline = time.monotonic() + secs
+kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+s = socket.socket(socket.AF_INET, kind)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", port))
+if proto == "tcp":
+    s.listen(16)
+print("ready", flush=True)
+seen = set()
+while len(seen) < want:
+    left = deadline - time.monotonic()
+    if left <= 0:
+        break
+    s.settimeout(left)
+    try:
+        if proto == "tcp":
+            c, peer = s.accept()
+            c.settimeout(2)
+            data = c.recv(4096)
+            c.sendall(b"echo:" + data)
+            c.close()
+        else:
+            data, peer = s.recvfrom(4096)
+            s.sendto(b"echo:" + data, peer)
+    except socket.timeout:
+        break
+    except OSError as e:
+        print("error", e, flush=True)
+        continue
+    print("peer", peer[0], data.decode(errors="replace"), flush=True)
+    seen.add(data)
+"#;
+
+/// Sends one message over `proto` to `host`:`port` and prints `reply TEXT local ADDR`; exits 1
+/// with `error ...` if no reply came within `secs` (UDP is sent up to three times).
+const CLIENT_PY: &str = r#"
+import socket, sys
+sys.stderr = sys.stdout
+proto, host, port, msg, secs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4].encode(), float(sys.argv[5])
+try:
+    if proto == "tcp":
+        c = socket.create_connection((host, port), timeout=secs)
+        c.sendall(msg)
+        reply = c.recv(4096)
+    else:
+        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c.settimeout(secs / 3)
+        reply = b""
+        for _ in range(3):
+            c.sendto(msg, (host, port))
+            try:
+                reply, _ = c.recvfrom(4096)
+                break
+            except socket.timeout:
+                pass
+except OSError as e:
+    print("error", e)
+    sys.exit(1)
+if not reply:
+    print("error no reply")
+    sys.exit(1)
+print("reply", reply.decode(errors="replace"), "local", c.getsockname()[0])
+"#;
+
+/// `argv` run inside `ns` (`None`: the sandbox's own namespace, plumb's host) under `timeout 5`.
+fn in_node<'a>(ns: Option<&'a str>, argv: &[&'a str]) -> Vec<&'a str> {
+    let mut out = Vec::new();
+    if let Some(ns) = ns {
+        out.extend(["ip", "netns", "exec", ns]);
+    }
+    out.extend(["timeout", "5"]);
+    out.extend_from_slice(argv);
+    out
+}
+
+/// A running echo server and the lines it prints.
+struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    what: String,
+}
+
+/// Starts [`SERVER_PY`] in `ns`, serving for at most `secs`, and waits until it listens.
+fn serve(
+    sb: &Sandbox,
+    ns: Option<&str>,
+    proto: &str,
+    port: u16,
+    want: usize,
+    secs: &str,
+) -> Server {
+    let (port, want) = (port.to_string(), want.to_string());
+    let argv = in_node(ns, &["python3", "-c", SERVER_PY, proto, &port, &want, secs]);
+    let what = format!("{proto} server on {}:{port}", ns.unwrap_or("host"));
+    let mut cmd: Command = sb.command(&argv);
+    cmd.stdout(Stdio::piped()).stderr(Stdio::null());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start the {what}: {e}"));
+    let out = child.stdout.take().expect("stdout is piped");
+    let (tx, lines) = mpsc::channel();
+    thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    match lines.recv_timeout(Duration::from_secs(5)) {
+        Ok(l) if l == "ready" => {}
+        other => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the {what} did not start: {other:?}");
+        }
+    }
+    Server { child, lines, what }
+}
+
+impl Server {
+    /// Waits (at most 6 s) until the server exits and returns what it printed after `ready`.
+    fn finish(mut self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(6);
+        let mut out = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => out.push(l),
+                Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    out.push(format!("({} killed: still running after 6 s)", self.what));
+                    break;
+                }
+            }
+        }
+        let _ = self.child.wait();
+        out
+    }
+
+    /// The peers the server saw, from its `peer ADDR MSG` lines.
+    fn peers(lines: &[String]) -> Vec<String> {
+        lines
+            .iter()
+            .filter_map(|l| l.strip_prefix("peer "))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+/// Sends `msg` with [`CLIENT_PY`] from `ns`, waiting at most `secs` for a reply; `Ok(reply line)`
+/// or `Err(what happened)`.
+fn send(
+    sb: &Sandbox,
+    ns: Option<&str>,
+    proto: &str,
+    host: &str,
+    port: u16,
+    msg: &str,
+    secs: &str,
+) -> Result<String, String> {
+    let port = port.to_string();
+    let argv = in_node(
+        ns,
+        &["python3", "-c", CLIENT_PY, proto, host, &port, msg, secs],
+    );
+    let out = sb.run(&argv);
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() {
+        Ok(stdout)
+    } else {
+        Err(describe(&out))
+    }
+}
+
+/// Two pings from `ns` to `addr`, one second each; `Some(complaint)` if a reply came.
+fn ping_gets_reply(sb: &Sandbox, ns: &str, addr: &str) -> Option<String> {
+    let out = sb.run(&[
+        "ip", "netns", "exec", ns, "ping", "-n", "-c", "2", "-i", "0.2", "-W", "1", addr,
+    ]);
+    out.status.success().then(|| {
+        format!(
+            "{ns} -> {addr} should be blocked, but ping got a reply\n{}",
+            describe(&out)
+        )
+    })
+}
+
+/// `nft -j list ruleset` inside `ns`, parsed.
+fn ruleset(sb: &Sandbox, ns: Option<&str>) -> Value {
+    let mut argv = Vec::new();
+    if let Some(ns) = ns {
+        argv.extend(["ip", "netns", "exec", ns]);
+    }
+    argv.extend(["nft", "-j", "list", "ruleset"]);
+    let stdout = sb.run_ok(&argv);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("nft -j list ruleset printed invalid JSON ({e}):\n{stdout}"))
+}
+
+/// The `(family, name)` of every table in a `nft -j` listing.
+fn tables(ruleset: &Value) -> Vec<(String, String)> {
+    ruleset["nftables"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|o| o.get("table"))
+        .map(|t| {
+            (
+                t["family"].as_str().unwrap_or("?").to_string(),
+                t["name"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The example with [`FLIPPED_FROM`] turned into [`FLIPPED_TO`], written to the sandbox's
+/// directory; its path.
+fn flipped_copy(sb: &Sandbox) -> String {
+    let original = std::fs::read_to_string(example("isolation.toml")).expect("read the example");
+    assert_eq!(
+        original.matches(FLIPPED_FROM).count(),
+        1,
+        "examples/isolation.toml must hold exactly one expectation\n{FLIPPED_FROM}"
+    );
+    let flipped = original.replace(FLIPPED_FROM, FLIPPED_TO);
+    let path = sb.write_file("isolation-flipped.toml", &flipped);
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn isolation_check_every_expectation_holds() {
+    let sb = sandbox();
+    let file = example("isolation.toml");
+    sb.plumb_ok(&["up", &file]);
+    let out = sb.plumb(&["check", &file]);
+    assert_exit(&out, 0, "plumb check examples/isolation.toml");
+}
+
+#[test]
+fn isolation_check_flipped_expectation_exits_1_and_names_the_probe() {
+    let sb = sandbox();
+    sb.plumb_ok(&["up", &example("isolation.toml")]);
+    let flipped = flipped_copy(&sb);
+    let out = sb.plumb(&["check", &flipped]);
+    assert_exit(
+        &out,
+        1,
+        "plumb check with host -> 10.93.0.2 tcp/22 flipped to reach",
+    );
+    let all = text(&out);
+    let named: Vec<&str> = all
+        .lines()
+        .filter(|l| l.contains("10.93.0.2") && l.contains("tcp/22"))
+        .collect();
+    const FAILURE_WORDS: &[&str] = &[
+        "fail",
+        "mismatch",
+        "expected",
+        "unexpected",
+        "wrong",
+        "got",
+        "but",
+        "instead",
+        "not",
+        "differ",
+        "✗",
+        "✘",
+    ];
+    assert!(
+        named.iter().any(|l| {
+            let l = l.to_lowercase();
+            FAILURE_WORDS.iter().any(|w| l.contains(w))
+        }),
+        "no line reports the failed probe host -> 10.93.0.2 tcp/22 as a failure \
+         (lines naming it: {named:?})\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn isolation_blocked_paths_are_blocked_on_the_wire() {
+    let sb = sandbox();
+    sb.plumb_ok(&["up", &example("isolation.toml")]);
+
+    // The allowed neighbours of every blocked path answer, so "blocked" below is not merely
+    // "broken".
+    sb.ping_ok(Some("c"), "10.92.0.1");
+    sb.ping_ok(Some("d"), "10.92.0.1");
+    sb.ping_ok(Some("a"), "10.91.0.3");
+    sb.ping_ok(None, "10.93.0.2");
+    sb.ping_ok(Some("b"), "10.91.0.2");
+
+    let b80 = serve(&sb, Some("b"), "tcp", 80, 1, "4.5");
+    let b22 = serve(&sb, Some("b"), "tcp", 22, 1, "2.5");
+    let b53 = serve(&sb, Some("b"), "udp", 53, 1, "2.5");
+    let d80 = serve(&sb, Some("d"), "tcp", 80, 1, "4.5");
+
+    // Every blocked attempt at once, each waiting about 1.5 s for an answer that must not come.
+    let blocked: [(Option<&str>, &str, &str, u16, &str); 6] = [
+        (None, "tcp", "10.93.0.2", 80, "host-mgmt-80"),
+        (None, "tcp", "10.93.0.2", 22, "host-mgmt-22"),
+        (Some("a"), "tcp", "10.91.0.3", 22, "a-b-22"),
+        (Some("a"), "udp", "10.91.0.3", 53, "a-b-53"),
+        (Some("c"), "tcp", "10.92.0.3", 80, "c-d-80"),
+        (Some("a"), "tcp", "10.92.0.3", 80, "a-d-80"),
+    ];
+    let pings = [
+        ("c", "10.92.0.3"), // isolated members
+        ("d", "10.92.0.2"),
+        ("a", "10.92.0.2"), // front -> back
+        ("c", "10.91.0.2"), // back -> front
+    ];
+    let sb_ref = &sb;
+    let results: Vec<String> = thread::scope(|s| {
+        let mut handles = Vec::new();
+        for (from, proto, to, port, msg) in blocked {
+            handles.push(s.spawn(move || {
+                let r = send(sb_ref, from, proto, to, port, msg, "1.5");
+                r.ok().map(|reply| {
+                    format!(
+                        "{} -> {to}:{port}/{proto} should be blocked, got {reply:?}",
+                        from.unwrap_or("host")
+                    )
+                })
+            }));
+        }
+        for (from, to) in pings {
+            handles.push(s.spawn(move || ping_gets_reply(sb_ref, from, to)));
+        }
+        handles
+            .into_iter()
+            .filter_map(|h| h.join().expect("probe thread"))
+            .collect()
+    });
+
+    // The allowed paths to the same listeners.
+    let host_b80 = send(&sb, None, "tcp", "10.91.0.3", 80, "host-b-80", "3");
+    let host_d80 = send(&sb, None, "tcp", "10.92.0.3", 80, "host-d-80", "3");
+    let (b80, b22, b53, d80) = (b80.finish(), b22.finish(), b53.finish(), d80.finish());
+
+    assert!(results.is_empty(), "{}", results.join("\n"));
+    assert!(
+        host_b80.is_ok(),
+        "host -> 10.91.0.3:80 (from 10.91.0.1, inside the allowed prefix) failed: {host_b80:?}\n\
+         b:80 saw {b80:?}"
+    );
+    assert!(
+        host_d80.is_ok(),
+        "host -> 10.92.0.3:80 (the gateway to an isolated member) failed: {host_d80:?}\n\
+         d:80 saw {d80:?}"
+    );
+    assert_eq!(
+        Server::peers(&b80),
+        ["10.91.0.1"],
+        "b:80 must see only the host's front address, not 10.93.0.1: {b80:?}"
+    );
+    assert_eq!(
+        Server::peers(&d80),
+        ["10.92.0.1"],
+        "d:80 must see only the gateway, not c or a: {d80:?}"
+    );
+    assert!(
+        Server::peers(&b22).is_empty(),
+        "b:22 is behind b's firewall but saw {b22:?}"
+    );
+    assert!(
+        Server::peers(&b53).is_empty(),
+        "b:53/udp is behind b's firewall but saw {b53:?}"
+    );
+}
+
+#[test]
+fn isolation_down_leaves_the_ruleset_as_before_up() {
+    let sb = sandbox();
+    let empty = sb.snapshot();
+    let before = ruleset(&sb, None);
+    let file = example("isolation.toml");
+    sb.plumb_ok(&["up", &file]);
+
+    // b's firewall lives in b, in plumb's table, and nowhere else in the members.
+    let in_b = tables(&ruleset(&sb, Some("b")));
+    assert_eq!(
+        in_b,
+        [("inet".to_string(), TABLE.to_string())],
+        "b's tables"
+    );
+    for ns in ["a", "c", "d"] {
+        let foreign: Vec<_> = tables(&ruleset(&sb, Some(ns)))
+            .into_iter()
+            .filter(|(f, n)| !(f == "inet" && n == TABLE))
+            .collect();
+        assert!(
+            foreign.is_empty(),
+            "{ns} has tables plumb should not have made: {foreign:?}"
+        );
+    }
+
+    let out = sb.plumb(&["down", &file]);
+    assert_exit(&out, 0, "plumb down examples/isolation.toml");
+    let after = ruleset(&sb, None);
+    assert!(
+        after == before,
+        "down left nftables objects behind in the host\n{}",
+        line_diff(&before, &after)
+    );
+    sb.assert_state_eventually(&empty, SETTLE, "after plumb down isolation");
+}
+
+#[test]
+fn isolation_ping_exits_0_on_reply_and_1_when_blocked() {
+    let sb = sandbox();
+    let file = example("isolation.toml");
+    sb.plumb_ok(&["up", &file]);
+    // By file and by lab name (then the addresses are read from the kernel). A blocked probe
+    // waits for its timeout, so there are only two.
+    let probes: [(&str, &str, &str, i32, &str); 4] = [
+        (&file, "a", "b", 0, "front members"),
+        (&file, "c", "d", 1, "isolated members"),
+        (
+            "isolation",
+            "c",
+            "10.92.0.1",
+            0,
+            "isolated member to its gateway",
+        ),
+        ("isolation", "a", "c", 1, "front -> back"),
+    ];
+    for (lab, from, to, code, what) in probes {
+        let out = sb.plumb(&["ping", lab, from, to]);
+        assert_exit(
+            &out,
+            code,
+            &format!("plumb ping {lab} {from} {to} ({what})"),
+        );
+    }
+}
