@@ -83,7 +83,7 @@ impl Sandbox {
         cmd.stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let mut holder = cmd.spawn().unwrap_or_else(|e| {
+        let mut holder = spawn_retrying_etxtbsy(&mut cmd).unwrap_or_else(|e| {
             panic!("cannot create a sandbox: spawning {cmd:?} failed: {e} (tests never run outside a sandbox)")
         });
         let pid = holder.id();
@@ -386,5 +386,22 @@ impl Drop for Sandbox {
         }
         let _ = self.holder.kill();
         let _ = self.holder.wait();
+    }
+}
+
+/// Spawns `cmd`, retrying a few times on ETXTBSY: an executable written by one test thread can
+/// still be open for writing in a child that another test thread is forking at that moment,
+/// until that child execs (a known Linux race, not a sandbox failure).
+fn spawn_retrying_etxtbsy(cmd: &mut Command) -> std::io::Result<std::process::Child> {
+    const ETXTBSY: i32 = 26;
+    let mut tries = 0;
+    loop {
+        match cmd.spawn() {
+            Err(e) if e.raw_os_error() == Some(ETXTBSY) && tries < 50 => {
+                tries += 1;
+                thread::sleep(std::time::Duration::from_millis(20));
+            }
+            r => return r,
+        }
     }
 }
