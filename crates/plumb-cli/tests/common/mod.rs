@@ -4,6 +4,8 @@
 //! machine's network, and asserts through the test kit's `ip -j` oracle, not plumb's output.
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod sockets;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
