@@ -28,21 +28,7 @@ fn seed_up_ns1_pings_host_and_ns2() {
 fn seed_up_twice_second_changes_nothing() {
     let sb = sandbox();
     let seed = example("seed.toml");
-    sb.plumb_ok(&["up", &seed]);
-    let before = sb.settled_snapshot();
-    let out = sb.plumb(&["up", &seed]);
-    assert_exit(&out, 0, "second plumb up");
-    assert!(
-        text(&out).to_lowercase().contains("up to date"),
-        "second up should say the lab is up to date\n{}",
-        plumb_testkit::describe(&out)
-    );
-    let after = sb.settled_snapshot();
-    assert!(
-        before == after,
-        "the second up changed the kernel state (ifindexes included)\n{}",
-        plumb_testkit::line_diff(&before, &after)
-    );
+    assert_second_up_changes_nothing(&sb, &seed);
 }
 
 #[test]

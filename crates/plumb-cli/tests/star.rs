@@ -35,21 +35,7 @@ fn star_up_members_ping_each_other_and_the_gateway() {
 fn star_up_twice_second_changes_nothing() {
     let sb = sandbox();
     let star = example("star.toml");
-    sb.plumb_ok(&["up", &star]);
-    let before = sb.settled_snapshot();
-    let out = sb.plumb(&["up", &star]);
-    assert_exit(&out, 0, "second plumb up");
-    assert!(
-        text(&out).to_lowercase().contains("up to date"),
-        "second up should say the lab is up to date\n{}",
-        plumb_testkit::describe(&out)
-    );
-    let after = sb.settled_snapshot();
-    assert!(
-        before == after,
-        "the second up changed the kernel state\n{}",
-        plumb_testkit::line_diff(&before, &after)
-    );
+    assert_second_up_changes_nothing(&sb, &star);
 }
 
 #[test]

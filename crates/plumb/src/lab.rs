@@ -266,11 +266,12 @@ fn interrupted(lab: &LabName) -> bool {
     LabLock::acquire(lab).is_ok()
 }
 
-/// Removes every lab whose last change was interrupted (a crash, a SIGKILL) and objects whose
-/// tag names an invalid lab. Returns the labs removed (or, dry, that would be).
+/// Removes every lab whose last change was interrupted (a crash, a SIGKILL). Returns the labs
+/// removed (or, dry, that would be).
 pub fn gc(dry_run: bool) -> Result<Vec<(String, Plan)>, LabError> {
     let reg = Registry::default();
-    let snap = snapshot_for(&reg, None)?;
+    // One snapshot for all labs; only the host's table version is read per lab.
+    let mut snap = snapshot_for(&reg, None)?;
     let mut out = Vec::new();
     let mut failures = Vec::new();
     for s in summaries(&snap) {
@@ -288,7 +289,6 @@ pub fn gc(dry_run: bool) -> Result<Vec<(String, Plan)>, LabError> {
                 Err(_) => continue,
             }
         };
-        let mut snap = snap.clone();
         read_host_firewall(&lab, &mut snap)?;
         match teardown_with(&lab, &snap, reg.clone(), lock.as_ref(), dry_run) {
             Ok(plan) => out.push((s.name.clone(), plan)),

@@ -346,3 +346,23 @@ pub fn file_positions(text: &str, file_name: &str) -> Vec<(u32, u32)> {
     }
     out
 }
+
+/// Brings `file` up twice: the second `up` must say the lab is up to date and leave the kernel
+/// state exactly as the first left it, interface indexes included.
+pub fn assert_second_up_changes_nothing(sb: &Sandbox, file: &str) {
+    sb.plumb_ok(&["up", file]);
+    let before = sb.settled_snapshot();
+    let out = sb.plumb(&["up", file]);
+    assert_exit(&out, 0, "second plumb up");
+    assert!(
+        text(&out).to_lowercase().contains("up to date"),
+        "second up should say the lab is up to date\n{}",
+        describe(&out)
+    );
+    let after = sb.settled_snapshot();
+    assert!(
+        before == after,
+        "the second up changed the kernel state (ifindexes included)\n{}",
+        plumb_testkit::line_diff(&before, &after)
+    );
+}

@@ -164,10 +164,6 @@ impl KernelBackend {
         self.index.get(&key).copied()
     }
 
-    fn forget(&mut self, node: &NodeRef, name: &str) {
-        self.index.remove(&(node.clone(), name.to_string()));
-    }
-
     fn next_index(&mut self, node: &NodeRef, name: &str) -> u32 {
         let NodeRef::Ns(n) = node else { return 0 };
         let Some(h) = self.ns.get_mut(n) else {
@@ -649,17 +645,7 @@ impl KernelBackend {
             }
         }
         self.send(reqs, &mut results);
-        for s in batch {
-            match s {
-                Step::DeleteLink { node, name } => self.forget(node, name),
-                Step::DeleteGroup { .. } => {
-                    self.index.retain(|(n, _), _| *n != NodeRef::Host);
-                    self.known.remove(&NodeRef::Host);
-                }
-                _ => {}
-            }
-        }
-        // A deleted veth takes its peer along, wherever it is: cached indexes may be stale.
+        // A deleted veth takes its peer along, wherever it is: every cached index may be stale.
         self.known.clear();
         self.index.clear();
         results

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::inspect::{tag_owner, LinkKind, NsState, Snapshot, TAG_PREFIX};
+use crate::inspect::{LinkKind, NsState, Snapshot, TAG_PREFIX};
 use crate::model::names::{IfName, LabName, NsName};
 use crate::model::{MacAddr, NodeRef, Topology};
 use crate::netlink::route::RTPROT_PLUMB;
@@ -740,22 +740,6 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
             }
         }
     }
-    // A veth end whose peer goes away goes with it.
-    for node in &want.nodes {
-        if fresh.contains(node) {
-            continue;
-        }
-        let Some(st) = observed(snap, node) else {
-            continue;
-        };
-        for l in &st.links {
-            if let Some(id) = l.alias.as_deref().and_then(alias_link_id) {
-                if rebuild.contains(id) && l.owner() == Some(lab) {
-                    gone.insert((node.clone(), l.name.clone()));
-                }
-            }
-        }
-    }
     // Namespaces deleted above take their links along; those links' peers in kept nodes go too.
     for (name, ns) in &snap.namespaces {
         if ns.owner() == Some(lab) && !desired_ns.contains(name) {
@@ -1104,11 +1088,6 @@ fn firewalls(topo: &Topology, snap: &Snapshot, fresh: &HashSet<NodeRef>) -> Vec<
         }
     }
     out
-}
-
-/// Whether `alias` marks an object of `lab`.
-pub fn owned_by(alias: Option<&str>, lab: &str) -> bool {
-    tag_owner(alias).is_some_and(|o| o.split(' ').next() == Some(lab))
 }
 
 #[cfg(test)]

@@ -34,12 +34,6 @@ pub fn open_current_net() -> io::Result<OwnedFd> {
     Ok(fs::File::open("/proc/thread-self/ns/net")?.into())
 }
 
-/// The (device, inode) identity of a namespace file: how the kernel tells namespaces apart.
-pub fn ns_identity(fd: impl AsFd) -> io::Result<(u64, u64)> {
-    let st = rustix::fs::fstat(fd).map_err(io::Error::from)?;
-    Ok((st.st_dev, st.st_ino))
-}
-
 /// Bind-mounts `source` onto `target` (`mount --bind`).
 pub fn bind_mount(source: &Path, target: &Path) -> io::Result<()> {
     rustix::mount::mount_bind(source, target).map_err(io::Error::from)
@@ -138,4 +132,4 @@ pub fn is_errno(err: &io::Error, code: i32) -> bool {
     err.raw_os_error() == Some(code)
 }
 
-pub use libc::{EACCES, EADDRNOTAVAIL, EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, EPERM, ESRCH};
+pub use libc::{EINVAL, ENOENT};
