@@ -123,7 +123,7 @@ fn nft_load(sb: &Sandbox, file: &str, script: &str) {
 /// SIGKILL, leaving a crashed, half-built lab.
 fn crash_up_after(sb: &Sandbox, file: &str, n: usize) {
     let mut cmd = sb.plumb_command(&["up", file]);
-    cmd.env("PLUMB_STALL_AFTER", n.to_string());
+    cmd.env("PLUMB_FAULT", format!("stall={n}"));
     let mut child = sb.spawn_until_stderr(cmd, "plumb: stalled", Duration::from_secs(30));
     child.kill().expect("SIGKILL plumb up");
     child.wait().expect("reap plumb up");

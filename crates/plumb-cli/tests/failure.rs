@@ -24,7 +24,7 @@ fn every_injected_failure_rolls_back(sb: &Sandbox, file: &str) -> usize {
     );
     for n in 1..=MAX_STEPS {
         let mut cmd = sb.plumb_command(&["up", file]);
-        cmd.env("PLUMB_INJECT_FAILURE", n.to_string());
+        cmd.env("PLUMB_FAULT", format!("step={n}"));
         let out = sb.output(cmd);
         if out.status.success() {
             assert!(
@@ -82,7 +82,7 @@ fn star_up_injected_failure_at_every_step_rolls_back() {
 /// SIGKILL, leaving a crashed, half-built lab.
 fn crash_up_after(sb: &Sandbox, file: &str, n: usize) {
     let mut cmd = sb.plumb_command(&["up", file]);
-    cmd.env("PLUMB_STALL_AFTER", n.to_string());
+    cmd.env("PLUMB_FAULT", format!("stall={n}"));
     let mut child = sb.spawn_until_stderr(cmd, "plumb: stalled", Duration::from_secs(60));
     // nsenter without --pid execs the command, so the child is plumb itself.
     child.kill().expect("SIGKILL plumb up");
@@ -283,7 +283,7 @@ fn up_converge_that_adds_with_injected_failure_restores_the_previous_lab() {
     );
     for n in [1, plan.len() / 2 + 1, plan.len()] {
         let mut cmd = sb.plumb_command(&["up", file]);
-        cmd.env("PLUMB_INJECT_FAILURE", n.to_string());
+        cmd.env("PLUMB_FAULT", format!("step={n}"));
         let out = sb.output(cmd);
         assert_exit(
             &out,

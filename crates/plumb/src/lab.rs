@@ -1,12 +1,15 @@
-//! Whole-lab operations: `up`, `down`, `gc`, `ls`. Each one takes the lab's lock, reads a
-//! snapshot, plans, and applies; this is the API the CLI (and later the CNI mode) calls.
+//! Whole-lab operations: `up`, `down`, `gc`, `ls`, `show`. Each change takes the lab's lock,
+//! keeps a journal while it runs, reads a snapshot, plans, and applies; this is the API the CLI
+//! (and later the CNI mode) calls.
 
-use crate::apply::lock::{self, LabLock, LockError};
-use crate::apply::{self, ApplyError, Backend, KernelBackend, StepError};
+use crate::apply::{self, ApplyError, KernelBackend, StepError, StepFailure};
 use crate::inspect::{self, InspectError, Snapshot};
-use crate::model::names::LabName;
+use crate::model::names::{LabName, NsName};
 use crate::model::{NodeRef, Topology};
 use crate::netns::Registry;
+use crate::nftables::{self, NftError};
+use crate::ownership::journal::{self, Journal, Op};
+use crate::ownership::lock::{self, LabLock, LockError};
 use crate::plan::{self, Conflict, Plan};
 
 /// Why a lab operation failed.
@@ -22,139 +25,113 @@ pub enum LabError {
     /// The lab is locked, or the lock failed.
     #[error(transparent)]
     Lock(#[from] LockError),
-    /// Applying the plan failed (and was rolled back).
+    /// The lab's journal could not be read or written.
+    #[error("cannot use the journal of lab `{lab}`: {source}")]
+    Journal {
+        /// The lab.
+        lab: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// nftables could not be read.
+    #[error(transparent)]
+    Nft(#[from] NftError),
+    /// Applying the plan failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
     /// The backend could not start.
     #[error("cannot start: {0}")]
     Backend(#[source] StepError),
-    /// Some teardown steps failed; the others ran.
-    #[error("{} step(s) failed while removing lab `{lab}`:\n{}", failures.len(), failures.iter().map(|(op, e)| format!("  - {op}: {e}")).collect::<Vec<_>>().join("\n"))]
+    /// Some removals failed; the others ran.
+    #[error("{} step(s) failed while removing lab `{lab}` (the others ran; run the command again to retry):{}", failures.len(), failures.iter().map(|f| format!("\n  - {f}")).collect::<String>())]
     Teardown {
         /// The lab.
         lab: String,
-        /// (operation, error) for each failure.
-        failures: Vec<(String, String)>,
+        /// Every failure.
+        failures: Vec<StepFailure>,
     },
     /// plumb lacks the privilege to change the network.
     #[error("plumb needs CAP_NET_ADMIN and CAP_SYS_ADMIN to change the network: run it as root (sudo), or try the lab without root in a throwaway sandbox: `plumb sandbox FILE`")]
     Permission,
 }
 
-impl LabError {
-    fn from_apply(e: ApplyError) -> Self {
-        let ApplyError::Step { source, .. } = &e;
-        if matches!(source.errno(), Some(libc::EPERM | libc::EACCES)) {
-            return LabError::Permission;
-        }
-        LabError::Apply(e)
-    }
+fn is_permission_errno(e: Option<i32>) -> bool {
+    matches!(e, Some(libc::EPERM | libc::EACCES | libc::EROFS))
 }
 
-/// Hooks for `up`.
+/// Options for [`up`].
 pub struct UpOptions<'a> {
     /// Plan only.
     pub dry_run: bool,
-    /// Fail the N-th step (tests).
-    pub fail_at: Option<usize>,
-    /// Call `on_stall` after N steps (tests).
-    pub stall_after: Option<usize>,
+    /// Wait for another plumb changing the same lab instead of failing.
+    pub wait: bool,
     /// Progress callback: (done, total).
     pub progress: &'a mut dyn FnMut(usize, usize),
-    /// Stall callback.
-    pub on_stall: &'a mut dyn FnMut(),
 }
 
 impl std::fmt::Debug for UpOptions<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UpOptions")
             .field("dry_run", &self.dry_run)
+            .field("wait", &self.wait)
             .finish()
     }
 }
 
 /// Takes the lab's lock; a lock directory plumb may not write means plumb lacks privilege.
-fn acquire(lab: &LabName) -> Result<LabLock, LabError> {
-    LabLock::acquire(lab).map_err(|e| match &e {
-        LockError::Io { source, .. }
-            if matches!(
-                source.raw_os_error(),
-                Some(libc::EACCES | libc::EPERM | libc::EROFS)
-            ) =>
-        {
+fn acquire(lab: &LabName, wait: bool) -> Result<LabLock, LabError> {
+    LabLock::acquire(lab, wait).map_err(|e| {
+        if is_permission_errno(e.errno()) {
             LabError::Permission
+        } else {
+            LabError::Lock(e)
         }
-        _ => LabError::Lock(e),
     })
 }
 
-/// Reads the machine's state, asking for the sysctls `topo` sets.
-pub fn snapshot_for(reg: &Registry, topo: Option<&Topology>) -> Result<Snapshot, InspectError> {
-    let wanted = |n: Option<&crate::model::names::NsName>| match topo {
+fn journal_err(lab: &LabName) -> impl FnOnce(std::io::Error) -> LabError + '_ {
+    move |source| {
+        if is_permission_errno(source.raw_os_error()) {
+            LabError::Permission
+        } else {
+            LabError::Journal {
+                lab: lab.to_string(),
+                source,
+            }
+        }
+    }
+}
+
+fn backend(lab: &LabName, reg: Registry, snap: &Snapshot) -> Result<KernelBackend, LabError> {
+    KernelBackend::new(lab, reg, snap).map_err(|e| {
+        if e.is_permission() {
+            LabError::Permission
+        } else {
+            LabError::Backend(e)
+        }
+    })
+}
+
+/// Reads the machine's state, asking for the sysctls `topo` sets, and the version of the lab's
+/// table in the host.
+pub fn snapshot_for(lab: &LabName, topo: Option<&Topology>) -> Result<Snapshot, LabError> {
+    let wanted = |n: Option<&NsName>| match topo {
         Some(t) => {
             let node = n.map_or(NodeRef::Host, |n| NodeRef::Ns(n.clone()));
             plan::wanted_sysctls(t, &node)
         }
         None => Vec::new(),
     };
-    inspect::snapshot(reg, &wanted)
-}
-
-/// Brings `topo` up (or converges it). Returns the plan that was (or, dry, would be) applied.
-pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<UpReport, LabError> {
-    let reg = Registry::default();
-    let _lock = if opts.dry_run {
-        None
-    } else {
-        Some(acquire(&topo.name)?)
-    };
-    let mut snap = snapshot_for(&reg, Some(topo))?;
-    read_host_firewall(&topo.name, &mut snap)?;
-    let plan = plan::diff(topo, &snap);
-    if !plan.conflicts.is_empty() {
-        return Err(LabError::Conflicts(plan.conflicts));
-    }
-    let table = crate::firewall::host_table(topo);
-    let warnings: Vec<String> = if table.nat.is_empty() && table.publish.is_empty() {
-        Vec::new()
-    } else {
-        crate::firewall::foreign_forward_drops(&table.name)
-            .into_iter()
-            .map(|c| {
-                format!(
-                    "the foreign nftables chain {c} drops forwarded traffic by default: the lab's NAT and published ports may not work until it accepts traffic of the lab's networks (plumb never edits other tables)"
-                )
-            })
-            .collect()
-    };
-    if opts.dry_run || plan.is_empty() {
-        return Ok(UpReport { plan, warnings });
-    }
-    crate::sys::raise_nofile_limit();
-    let lock = _lock.as_ref();
-    if let Some(l) = lock {
-        // Best effort: without the marker, gc cannot tell an interrupted run, nothing else.
-        let _ = l.begin_change();
-    }
-    let mut backend = KernelBackend::new(&topo.name, reg, &snap).map_err(|e| match e.errno() {
-        Some(libc::EPERM | libc::EACCES) => LabError::Permission,
-        _ => LabError::Backend(e),
+    let mut snap = inspect::snapshot(&Registry::default(), &wanted).map_err(|e| {
+        if is_permission_errno(e.errno()) {
+            LabError::Permission
+        } else {
+            LabError::Inspect(e)
+        }
     })?;
-    let r = apply::run(
-        &plan,
-        &mut backend,
-        apply::Options {
-            fail_at: opts.fail_at,
-            stall_after: opts.stall_after,
-            progress: opts.progress,
-            on_stall: opts.on_stall,
-        },
-    );
-    if let Some(l) = lock {
-        let _ = l.end_change();
-    }
-    r.map_err(LabError::from_apply)?;
-    Ok(UpReport { plan, warnings })
+    snap.host.nft_version = nftables::current_version(&crate::firewall::table_name(lab.as_str()))?;
+    Ok(snap)
 }
 
 /// What `up` did.
@@ -164,59 +141,115 @@ pub struct UpReport {
     pub plan: Plan,
     /// Things in the way that plumb may not fix (a foreign drop policy, say).
     pub warnings: Vec<String>,
+    /// A change of this lab had been interrupted; what it left was removed first.
+    pub recovered: Option<Plan>,
 }
 
-/// Reads whether the host has the lab's nftables table, and its version.
-fn read_host_firewall(lab: &LabName, snap: &mut Snapshot) -> Result<(), LabError> {
-    snap.host.nft_version =
-        crate::firewall::current_version(&crate::firewall::table_name(lab.as_str()))
-            .map_err(|e| LabError::Backend(StepError::Io(e)))?;
-    Ok(())
+/// Brings `topo` up (or converges it). Returns the plan that was (or, dry, would be) applied.
+/// If a previous change of the lab was interrupted, what it left is removed first (as `gc`
+/// would), under the same lock.
+pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<UpReport, LabError> {
+    let lab = &topo.name;
+    let lock = if opts.dry_run {
+        None
+    } else {
+        Some(acquire(lab, opts.wait)?)
+    };
+    let mut recovered = None;
+    if let Some(l) = &lock {
+        if let Some(entry) = journal::read(lab).map_err(journal_err(lab))? {
+            let snap = snapshot_for(lab, None)?;
+            recovered = Some(finish_interrupted(l, &entry, &snap)?);
+        }
+    }
+    let snap = snapshot_for(lab, Some(topo))?;
+    let plan = plan::diff(topo, &snap);
+    if !plan.conflicts.is_empty() {
+        return Err(LabError::Conflicts(plan.conflicts));
+    }
+    let table = crate::firewall::host_table(topo);
+    let warnings: Vec<String> = if table.nat.is_empty() && table.publish.is_empty() {
+        Vec::new()
+    } else {
+        nftables::foreign_forward_drops(&table.name)
+            .into_iter()
+            .map(|c| {
+                format!(
+                    "the foreign nftables chain {c} drops forwarded traffic by default: the lab's NAT and published ports may not work until it accepts traffic of the lab's networks (plumb never edits other tables)"
+                )
+            })
+            .collect()
+    };
+    let report = |plan| UpReport {
+        plan,
+        warnings: warnings.clone(),
+        recovered: recovered.clone(),
+    };
+    let Some(lock) = lock else {
+        return Ok(report(plan));
+    };
+    if plan.is_empty() {
+        return Ok(report(plan));
+    }
+    crate::sys::raise_nofile_limit();
+    let mut journal = Journal::begin(&lock, Op::Up).map_err(journal_err(lab))?;
+    let mut backend = backend(lab, Registry::default(), &snap)?;
+    let r = apply::run(
+        &plan,
+        &mut backend,
+        apply::Options {
+            progress: opts.progress,
+            journal: Some(&mut journal),
+        },
+    );
+    match r {
+        Ok(()) => {
+            journal.finish().map_err(journal_err(lab))?;
+            Ok(report(plan))
+        }
+        Err(e) => {
+            // Restored (or built, with only removals left over): nothing for gc. Otherwise the
+            // journal stays, and the error says to run gc.
+            if e.restored() {
+                let _ = journal.finish();
+            }
+            if e.is_permission() {
+                return Err(LabError::Permission);
+            }
+            Err(LabError::Apply(e))
+        }
+    }
 }
 
 /// Removes everything `lab` owns, found by tags. Returns the teardown plan that ran.
 pub fn down(lab: &LabName, dry_run: bool) -> Result<Plan, LabError> {
-    let reg = Registry::default();
-    let lock = if dry_run { None } else { Some(acquire(lab)?) };
-    let mut snap = snapshot_for(&reg, None)?;
-    read_host_firewall(lab, &mut snap)?;
-    teardown_with(lab, &snap, reg, lock.as_ref(), dry_run)
+    let lock = if dry_run {
+        None
+    } else {
+        Some(acquire(lab, false)?)
+    };
+    let snap = snapshot_for(lab, None)?;
+    let plan = plan::teardown(lab, &snap);
+    match lock {
+        None => Ok(plan),
+        Some(l) => run_removal(&l, Op::Down, plan, &snap),
+    }
 }
 
-fn teardown_with(
-    lab: &LabName,
-    snap: &Snapshot,
-    reg: Registry,
-    lock: Option<&LabLock>,
-    dry_run: bool,
-) -> Result<Plan, LabError> {
-    let plan = plan::teardown(lab, snap);
-    if dry_run {
+/// Runs a removal plan under a journal; the journal is removed once every step succeeded.
+fn run_removal(lock: &LabLock, op: Op, plan: Plan, snap: &Snapshot) -> Result<Plan, LabError> {
+    let lab = lock.lab();
+    if plan.is_empty() {
+        journal::remove(lab).map_err(journal_err(lab))?;
         return Ok(plan);
     }
-    if let Some(l) = lock {
-        let _ = l.begin_change();
-    }
-    let mut failures = Vec::new();
-    if !plan.is_empty() {
-        let mut backend: Box<dyn Backend> = match KernelBackend::new(lab, reg, snap) {
-            Ok(b) => Box::new(b),
-            Err(e) if matches!(e.errno(), Some(libc::EPERM | libc::EACCES)) => {
-                return Err(LabError::Permission)
-            }
-            Err(e) => return Err(LabError::Backend(e)),
-        };
-        failures = apply::run_teardown(&plan, backend.as_mut());
-    }
+    let journal = Journal::begin(lock, op).map_err(journal_err(lab))?;
+    let mut backend = backend(lab, Registry::default(), snap)?;
+    let failures = apply::run_teardown(&plan, &mut backend);
     if failures.is_empty() {
-        if let Some(l) = lock {
-            let _ = l.end_change();
-        }
+        journal.finish().map_err(journal_err(lab))?;
         Ok(plan)
-    } else if failures
-        .iter()
-        .all(|(_, e)| e.contains("Operation not permitted") || e.contains("Permission denied"))
-    {
+    } else if failures.iter().all(|f| f.error.is_permission()) {
         Err(LabError::Permission)
     } else {
         Err(LabError::Teardown {
@@ -226,6 +259,34 @@ fn teardown_with(
     }
 }
 
+/// Deals with an interrupted change of the locked lab, from its journal: finishes a `down`,
+/// undoes an `up`. The journal is removed once that succeeded.
+fn finish_interrupted(
+    lock: &LabLock,
+    entry: &journal::Entry,
+    snap: &Snapshot,
+) -> Result<Plan, LabError> {
+    let plan = plan::recover(lock.lab(), entry, snap);
+    // A `down` stays a `down` if this is interrupted too; an `up`'s recovery only removes
+    // what the journal names, so its journal is kept as it is until the recovery completes.
+    if entry.op == Op::Down {
+        return run_removal(lock, Op::Down, plan, snap);
+    }
+    let lab = lock.lab();
+    if !plan.is_empty() {
+        let mut backend = backend(lab, Registry::default(), snap)?;
+        let failures = apply::run_teardown(&plan, &mut backend);
+        if !failures.is_empty() {
+            return Err(LabError::Teardown {
+                lab: lab.to_string(),
+                failures,
+            });
+        }
+    }
+    journal::remove(lab).map_err(journal_err(lab))?;
+    Ok(plan)
+}
+
 /// A lab found on the machine.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LabSummary {
@@ -233,65 +294,73 @@ pub struct LabSummary {
     pub name: String,
     /// Objects it owns.
     pub counts: inspect::LabCounts,
-    /// A change of it started and never completed (gc removes it).
+    /// A change of it started and never completed (gc deals with it).
     pub interrupted: bool,
 }
 
-/// Labs that own objects on this machine.
+/// Labs that own objects on this machine, or whose change was interrupted.
 pub fn list() -> Result<Vec<LabSummary>, LabError> {
-    let snap = snapshot_for(&Registry::default(), None)?;
-    Ok(summaries(&snap))
+    let snap = inspect::snapshot(&Registry::default(), &|_| Vec::new())?;
+    summaries(&snap)
 }
 
-fn summaries(snap: &Snapshot) -> Vec<LabSummary> {
-    snap.labs()
+fn summaries(snap: &Snapshot) -> Result<Vec<LabSummary>, LabError> {
+    let mut labs = snap.labs();
+    let pending = journal::labs().map_err(|source| LabError::Journal {
+        lab: "*".into(),
+        source,
+    })?;
+    for l in &pending {
+        labs.entry(l.to_string()).or_default();
+    }
+    Ok(labs
         .into_iter()
         .map(|(name, counts)| {
-            let interrupted = LabName::new(&name).is_ok_and(|l| interrupted(&l));
+            let interrupted =
+                LabName::new(&name).is_ok_and(|l| pending.contains(&l) && !lock::is_locked(&l));
             LabSummary {
                 name,
                 counts,
                 interrupted,
             }
         })
-        .collect()
+        .collect())
 }
 
-/// True when a change of `lab` started, never completed, and no process is working on it.
-fn interrupted(lab: &LabName) -> bool {
-    if !lock::change_interrupted(lab) {
-        return false;
-    }
-    // The marker is stale only if nobody holds the lock.
-    LabLock::acquire(lab).is_ok()
-}
-
-/// Removes every lab whose last change was interrupted (a crash, a SIGKILL). Returns the labs
-/// removed (or, dry, that would be).
+/// Deals with every lab whose last change was interrupted (a crash, a SIGKILL): an interrupted
+/// `up` is undone, an interrupted `down` finished. Labs another plumb is changing right now are
+/// left alone. Returns the labs dealt with (or, dry, that would be) and their plans.
 pub fn gc(dry_run: bool) -> Result<Vec<(String, Plan)>, LabError> {
-    let reg = Registry::default();
-    // One snapshot for all labs; only the host's table version is read per lab.
-    let mut snap = snapshot_for(&reg, None)?;
+    let pending = journal::labs().map_err(|source| LabError::Journal {
+        lab: "*".into(),
+        source,
+    })?;
     let mut out = Vec::new();
     let mut failures = Vec::new();
-    for s in summaries(&snap) {
-        let Ok(lab) = LabName::new(&s.name) else {
-            continue;
-        };
-        if !s.interrupted {
+    for lab in pending {
+        if lock::is_locked(&lab) {
             continue;
         }
         let lock = if dry_run {
             None
         } else {
-            match LabLock::acquire(&lab) {
+            match LabLock::acquire(&lab, false) {
                 Ok(l) => Some(l),
-                Err(_) => continue,
+                Err(LockError::Busy { .. }) => continue,
+                Err(e) => return Err(e.into()),
             }
         };
-        read_host_firewall(&lab, &mut snap)?;
-        match teardown_with(&lab, &snap, reg.clone(), lock.as_ref(), dry_run) {
-            Ok(plan) => out.push((s.name.clone(), plan)),
+        // Read again under the lock: the journal may be gone (another gc, a successful up).
+        let Some(entry) = journal::read(&lab).map_err(journal_err(&lab))? else {
+            continue;
+        };
+        let snap = snapshot_for(&lab, None)?;
+        let result = match &lock {
+            None => Ok(plan::recover(&lab, &entry, &snap)),
+            Some(l) => finish_interrupted(l, &entry, &snap),
+        };
+        match result {
+            Ok(plan) => out.push((lab.to_string(), plan)),
             Err(LabError::Teardown { failures: f, .. }) => failures.extend(f),
             Err(e) => return Err(e),
         }
@@ -306,154 +375,8 @@ pub fn gc(dry_run: bool) -> Result<Vec<(String, Plan)>, LabError> {
     }
 }
 
-/// One interface of a lab, as `show` prints it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct IfaceView {
-    /// Name.
-    pub name: String,
-    /// Interface index.
-    pub index: u32,
-    /// Type.
-    pub kind: inspect::LinkKind,
-    /// Up.
-    pub up: bool,
-    /// Carrier.
-    pub lower_up: bool,
-    /// MTU.
-    pub mtu: u32,
-    /// MAC.
-    pub mac: Option<String>,
-    /// Addresses.
-    pub addresses: Vec<String>,
-    /// For a veth end: the other end, as `node:ifname`.
-    pub peer: Option<String>,
-    /// For a bridge port: the bridge.
-    pub master: Option<String>,
-    /// For a bridge: its ports.
-    pub ports: Vec<String>,
-}
-
-/// One node of a lab, as `show` prints it.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct NodeView {
-    /// `host` or the namespace's name.
-    pub node: String,
-    /// Interfaces (in the host: only the lab's).
-    pub interfaces: Vec<IfaceView>,
-    /// Routes (in the host: only those through the lab's interfaces).
-    pub routes: Vec<String>,
-}
-
-/// A lab as it is in the kernel. Version 1 of `plumb show --json`.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct LabView {
-    /// Format version.
-    pub version: u32,
-    /// The lab.
-    pub lab: String,
-    /// Host first, then namespaces by name.
-    pub nodes: Vec<NodeView>,
-}
-
 /// Reads what `lab` owns, ready to print.
-pub fn view(lab: &LabName) -> Result<LabView, LabError> {
-    let snap = snapshot_for(&Registry::default(), None)?;
-    Ok(view_of(lab, &snap))
-}
-
-fn view_of(lab: &LabName, snap: &Snapshot) -> LabView {
-    let mut states: Vec<(String, &inspect::NsState, bool)> =
-        vec![("host".into(), &snap.host, true)];
-    for (name, ns) in &snap.namespaces {
-        if ns.owner() == Some(lab.as_str()) {
-            if let Ok(st) = &ns.state {
-                states.push((name.to_string(), st, false));
-            }
-        }
-    }
-    // Pair veth ends by the link identifier in their tags.
-    let mut ends: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
-    for (node, st, _) in &states {
-        for l in &st.links {
-            if l.owner() == Some(lab.as_str()) {
-                if let Some(id) = l.alias.as_deref().and_then(plan::alias_link_id) {
-                    ends.entry(id.to_string())
-                        .or_default()
-                        .push(format!("{node}:{}", l.name));
-                }
-            }
-        }
-    }
-    let mut nodes = Vec::new();
-    for (node, st, is_host) in &states {
-        let mut interfaces = Vec::new();
-        for l in &st.links {
-            if *is_host && l.owner() != Some(lab.as_str()) {
-                continue;
-            }
-            let me = format!("{node}:{}", l.name);
-            let peer = l
-                .alias
-                .as_deref()
-                .and_then(plan::alias_link_id)
-                .and_then(|id| ends.get(id))
-                .and_then(|v| v.iter().find(|e| **e != me).cloned());
-            interfaces.push(IfaceView {
-                name: l.name.clone(),
-                index: l.index,
-                kind: l.kind.clone(),
-                up: l.up,
-                lower_up: l.lower_up,
-                mtu: l.mtu,
-                mac: l.mac.map(|m| m.to_string()),
-                addresses: st.addrs_of(l.index).map(|a| a.to_string()).collect(),
-                peer,
-                master: l
-                    .master
-                    .and_then(|m| st.link_by_index(m))
-                    .map(|b| b.name.clone()),
-                ports: st
-                    .links
-                    .iter()
-                    .filter(|p| p.master == Some(l.index))
-                    .map(|p| p.name.clone())
-                    .collect(),
-            });
-        }
-        let routes = st
-            .routes
-            .iter()
-            .filter(|r| {
-                !*is_host
-                    || r.oif
-                        .and_then(|i| st.link_by_index(i))
-                        .is_some_and(|d| d.owner() == Some(lab.as_str()))
-            })
-            .map(|r| {
-                let dev = r
-                    .oif
-                    .and_then(|i| st.link_by_index(i))
-                    .map(|d| d.name.clone());
-                plan::RouteSpec {
-                    dst: r.dst,
-                    via: r.via,
-                    dev,
-                }
-                .to_string()
-            })
-            .collect();
-        if *is_host && interfaces.is_empty() {
-            continue;
-        }
-        nodes.push(NodeView {
-            node: node.clone(),
-            interfaces,
-            routes,
-        });
-    }
-    LabView {
-        version: 1,
-        lab: lab.to_string(),
-        nodes,
-    }
+pub fn view(lab: &LabName) -> Result<inspect::lab::LabView, LabError> {
+    let snap = inspect::snapshot(&Registry::default(), &|_| Vec::new())?;
+    Ok(inspect::lab::view(lab, &snap))
 }

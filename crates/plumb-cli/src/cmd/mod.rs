@@ -13,7 +13,6 @@ pub mod up;
 use std::io::IsTerminal;
 use std::path::Path;
 
-use anyhow::Context;
 use plumb::model::{self, Topology};
 
 /// Loads and validates a topology file; the error already names file, line and column.
@@ -56,16 +55,5 @@ impl Drop for Progress {
         if let Some(b) = &self.bar {
             b.finish_and_clear();
         }
-    }
-}
-
-/// Reads a numeric test hook from the environment.
-pub fn env_usize(name: &str) -> anyhow::Result<Option<usize>> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .parse()
-            .map(Some)
-            .with_context(|| format!("{name}={v} is not a step number")),
-        Err(_) => Ok(None),
     }
 }

@@ -28,15 +28,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     )?;
     if let Some(topo) = &topo {
         let mut progress = |_: usize, _: usize| {};
-        let mut on_stall = || {};
         let report = lab::up(
             topo,
             UpOptions {
                 dry_run: false,
-                fail_at: None,
-                stall_after: None,
+                wait: false,
                 progress: &mut progress,
-                on_stall: &mut on_stall,
             },
         )?;
         let _ = writeln!(

@@ -1,10 +1,11 @@
-//! `plumb up FILE [--dry-run]`.
+//! `plumb up FILE [--dry-run] [--json] [--wait]`.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use plumb::lab::{self, UpOptions};
+use plumb::plan::Step;
 
 use crate::Outcome;
 
@@ -16,47 +17,74 @@ pub struct Args {
     /// Print the plan as `ip` commands and change nothing; exit 1 if there are changes.
     #[arg(long)]
     dry_run: bool,
-    /// Print the plan as JSON (with --dry-run).
+    /// Print what was done (or, with --dry-run, would be) as JSON.
     #[arg(long)]
     json: bool,
+    /// If another plumb is changing the same lab, wait for it instead of failing.
+    #[arg(long)]
+    wait: bool,
+}
+
+/// Version 1 of `plumb up --json`.
+#[derive(serde::Serialize)]
+struct UpJson<'a> {
+    /// Format version.
+    version: u32,
+    /// The lab.
+    lab: &'a str,
+    /// Nothing was changed (a dry run).
+    dry_run: bool,
+    /// The steps that ran (or would run), in order.
+    steps: &'a [Step],
+    /// Steps that removed what an interrupted earlier change had left, before this one.
+    recovered: &'a [Step],
+    /// Things in the way that plumb may not fix.
+    warnings: &'a [String],
+    /// Wall time, milliseconds (0 for a dry run).
+    elapsed_ms: u128,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let topo = super::load(&a.file)?;
     let started = Instant::now();
-    let fail_at = super::env_usize("PLUMB_INJECT_FAILURE")?;
-    let stall_after = super::env_usize("PLUMB_STALL_AFTER")?;
     let mut bar: Option<super::Progress> = None;
     let mut progress = |done: usize, total: usize| {
         bar.get_or_insert_with(|| super::Progress::new(total))
             .set(done);
     };
-    let mut on_stall = || {
-        let _ = writeln!(std::io::stderr(), "plumb: stalled");
-        loop {
-            std::thread::sleep(std::time::Duration::from_secs(3600));
-        }
-    };
     let report = lab::up(
         &topo,
         UpOptions {
             dry_run: a.dry_run,
-            fail_at,
-            stall_after,
+            wait: a.wait,
             progress: &mut progress,
-            on_stall: &mut on_stall,
         },
     )?;
+    drop(bar);
     for w in &report.warnings {
         let _ = writeln!(std::io::stderr(), "plumb: warning: {w}");
     }
-    let plan = report.plan;
+    let plan = &report.plan;
+    let recovered: &[Step] = report.recovered.as_ref().map_or(&[], |p| &p.steps);
     let mut out = std::io::stdout().lock();
-    if a.dry_run {
-        if a.json {
-            serde_json::to_writer_pretty(&mut out, &plan)?;
-            writeln!(out)?;
-        } else if plan.is_empty() {
+    if a.json {
+        let doc = UpJson {
+            version: 1,
+            lab: topo.name.as_str(),
+            dry_run: a.dry_run,
+            steps: &plan.steps,
+            recovered,
+            warnings: &report.warnings,
+            elapsed_ms: if a.dry_run {
+                0
+            } else {
+                started.elapsed().as_millis()
+            },
+        };
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else if a.dry_run {
+        if plan.is_empty() {
             writeln!(out, "lab {}: up to date, nothing to do", topo.name)?;
         } else {
             for s in &plan.steps {
@@ -64,24 +92,32 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             }
             writeln!(out, "# {} step(s) would run", plan.steps.len())?;
         }
-        return Ok(if plan.is_empty() {
-            Outcome::Ok
-        } else {
-            Outcome::Difference
-        });
-    }
-    if plan.is_empty() {
-        writeln!(out, "lab {}: up to date, nothing changed", topo.name)?;
     } else {
-        writeln!(
-            out,
-            "lab {}: {} step(s) applied in {:.2?} ({} namespace(s), {} link(s))",
-            topo.name,
-            plan.steps.len(),
-            started.elapsed(),
-            topo.nodes.len(),
-            topo.links.len() + topo.bridges.len()
-        )?;
+        if !recovered.is_empty() {
+            writeln!(
+                out,
+                "lab {}: removed what an interrupted change had left ({} step(s))",
+                topo.name,
+                recovered.len()
+            )?;
+        }
+        if plan.is_empty() {
+            writeln!(out, "lab {}: up to date, nothing changed", topo.name)?;
+        } else {
+            writeln!(
+                out,
+                "lab {}: {} step(s) applied in {:.2?} ({} namespace(s), {} link(s))",
+                topo.name,
+                plan.steps.len(),
+                started.elapsed(),
+                topo.nodes.len(),
+                topo.links.len() + topo.bridges.len()
+            )?;
+        }
     }
-    Ok(Outcome::Ok)
+    Ok(if a.dry_run && !plan.is_empty() {
+        Outcome::Difference
+    } else {
+        Outcome::Ok
+    })
 }

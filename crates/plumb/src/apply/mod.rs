@@ -1,70 +1,30 @@
-//! Executes a [`Plan`](crate::plan::Plan) through a [`Backend`], with rollback.
+//! Executes a [`Plan`] through a [`Backend`], with rollback.
 //!
 //! Invariants:
 //! - steps run in plan order; consecutive steps of one kind are handed to the backend as one
 //!   batch, which it may pipeline (they never depend on each other);
-//! - when a step fails, every object this run created is removed again, newest first, and the
-//!   error names the object and the operation;
-//! - teardown ([`run_teardown`]) never stops at a failure: it attempts every step and reports
-//!   every failure; "already gone" counts as done.
+//! - before a batch runs, what it will create or rename is written to the lab's journal (when
+//!   one is given), so a crash at any instant leaves `gc` a record of it;
+//! - when a build-phase step fails, every step of the run that succeeded is undone, newest first:
+//!   creations are removed, renamed interfaces get their names back, and link settings, sysctls,
+//!   routes and firewalls get the values recorded before the change; the error names the
+//!   object, the operation and the errno;
+//! - commit-phase steps (removals of what the file no longer names) run only after every build
+//!   step succeeded; they continue past failures and report every one;
+//! - teardown ([`run_teardown`]) never stops at a failure either; "already gone" counts as done.
 
+mod error;
 mod kernel;
-pub mod lock;
 
+pub use error::{ApplyError, StepError, StepFailure};
 pub use kernel::KernelBackend;
 
+use std::collections::HashSet;
 use std::fmt;
 
-use crate::plan::{Plan, Step};
-
-/// A step's failure as the backend reports it.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StepError {
-    /// A netlink request was refused.
-    #[error(transparent)]
-    Netlink(#[from] crate::netlink::NetlinkError),
-    /// A namespace operation failed.
-    #[error(transparent)]
-    Netns(#[from] crate::netns::NetnsError),
-    /// A file under /proc/sys could not be written.
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-    /// An interface or namespace the step needs is missing.
-    #[error("{what} not found")]
-    Missing {
-        /// What.
-        what: String,
-    },
-    /// nftables refused a batch.
-    #[error(transparent)]
-    Firewall(#[from] crate::firewall::FirewallError),
-    /// A failure injected for testing (`PLUMB_INJECT_FAILURE`).
-    #[error("injected failure")]
-    Injected,
-}
-
-impl StepError {
-    /// The errno underneath, if any.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            StepError::Netlink(e) => e.errno(),
-            StepError::Netns(e) => e.errno(),
-            StepError::Io(e) => e.raw_os_error(),
-            StepError::Missing { .. } => Some(libc::ENOENT),
-            StepError::Firewall(_) => None,
-            StepError::Injected => None,
-        }
-    }
-
-    /// True for "the object is already gone", which deletions count as success.
-    pub fn is_gone(&self) -> bool {
-        matches!(
-            self.errno(),
-            Some(libc::ENOENT | libc::ENODEV | libc::ESRCH | libc::EADDRNOTAVAIL)
-        )
-    }
-}
+use crate::model::NodeRef;
+use crate::ownership::journal::{Journal, Record};
+use crate::plan::{Phase, Plan, Step};
 
 /// Something that can carry out steps: the kernel, or a recording fake in tests.
 pub trait Backend {
@@ -72,52 +32,18 @@ pub trait Backend {
     fn execute(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>>;
 }
 
-/// Why `up` failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ApplyError {
-    /// A step failed; what this run created has been removed again.
-    #[error("{op} failed: {source}{}", rollback_note(.rollback_failures))]
-    Step {
-        /// The step, as the `ip` command it stands for.
-        op: String,
-        /// Why.
-        #[source]
-        source: StepError,
-        /// Rollback steps that failed too (objects possibly left behind).
-        rollback_failures: Vec<(String, String)>,
-    },
-}
-
-fn rollback_note(f: &[(String, String)]) -> String {
-    if f.is_empty() {
-        "; everything this run created was removed again".into()
-    } else {
-        let list: Vec<String> = f.iter().map(|(op, e)| format!("{op}: {e}")).collect();
-        format!(
-            "; rollback could not undo: {} (run `plumb gc`)",
-            list.join("; ")
-        )
-    }
-}
-
-/// Test hooks and progress reporting for [`run`].
+/// Progress reporting and the crash journal for [`run`].
 pub struct Options<'a> {
-    /// Make the N-th step (1-based) fail with [`StepError::Injected`] instead of running.
-    pub fail_at: Option<usize>,
-    /// Call `on_stall` once after this many steps have run.
-    pub stall_after: Option<usize>,
     /// Called with (steps done, steps total) after each batch.
     pub progress: &'a mut dyn FnMut(usize, usize),
-    /// Called when `stall_after` is reached.
-    pub on_stall: &'a mut dyn FnMut(),
+    /// Where to record what each batch creates before it runs.
+    pub journal: Option<&'a mut Journal>,
 }
 
 impl fmt::Debug for Options<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Options")
-            .field("fail_at", &self.fail_at)
-            .field("stall_after", &self.stall_after)
+            .field("journal", &self.journal.is_some())
             .finish()
     }
 }
@@ -136,106 +62,136 @@ fn batches(steps: &[Step], cuts: &[usize]) -> Vec<std::ops::Range<usize>> {
     out
 }
 
-/// Applies `plan`. On failure, rolls back what this run created and returns the error.
-pub fn run(plan: &Plan, backend: &mut dyn Backend, opts: Options<'_>) -> Result<(), ApplyError> {
+/// Step counts at which test faults cut batches (none in a build without fault injection).
+fn fault_cuts() -> Vec<usize> {
+    #[cfg(feature = "fault-injection")]
+    {
+        let mut cuts = Vec::new();
+        if let Some(n) = crate::fault::failing_step() {
+            cuts.extend([n - 1, n]);
+        }
+        if let Some(n) = crate::fault::stall_after() {
+            cuts.push(n);
+        }
+        cuts
+    }
+    #[cfg(not(feature = "fault-injection"))]
+    Vec::new()
+}
+
+fn execute(
+    backend: &mut dyn Backend,
+    batch: &[Step],
+    _range: &std::ops::Range<usize>,
+) -> Vec<Result<(), StepError>> {
+    #[cfg(feature = "fault-injection")]
+    if crate::fault::failing_step().is_some_and(|n| _range.start + 1 == n) {
+        return std::iter::once(Err(StepError::Injected))
+            .chain(batch[1..].iter().map(|_| Ok(())))
+            .collect();
+    }
+    backend.execute(batch)
+}
+
+/// Applies `plan`. On a build failure, undoes what this run did and returns the error; commit
+/// failures are gathered and returned once every removal has been tried.
+pub fn run(
+    plan: &Plan,
+    backend: &mut dyn Backend,
+    mut opts: Options<'_>,
+) -> Result<(), ApplyError> {
     let steps = &plan.steps;
-    let mut cuts = Vec::new();
-    if let Some(n) = opts.fail_at {
-        cuts.push(n.saturating_sub(1));
-        cuts.push(n);
-    }
-    if let Some(n) = opts.stall_after {
-        cuts.push(n);
-    }
-    let mut done: Vec<&Step> = Vec::new();
     let total = steps.len();
-    for range in batches(steps, &cuts) {
+    let mut done: Vec<&Step> = Vec::new();
+    let mut commit_failures = Vec::new();
+    for range in batches(steps, &fault_cuts()) {
         let batch = &steps[range.clone()];
+        let phase = batch[0].phase();
+        let records: Vec<Record> = batch.iter().flat_map(Step::journal_records).collect();
+        if let Some(j) = opts.journal.as_deref_mut() {
+            if let Err(source) = j.record(&records) {
+                let rollback = rollback(&done, backend);
+                return Err(ApplyError::Journal { source, rollback });
+            }
+        }
         let t0 = std::time::Instant::now();
-        let results: Vec<Result<(), StepError>> =
-            if opts.fail_at.is_some_and(|n| range.start + 1 == n) {
-                std::iter::once(Err(StepError::Injected))
-                    .chain(batch[1..].iter().map(|_| Ok(())))
-                    .collect()
-            } else {
-                backend.execute(batch)
-            };
+        let results = execute(backend, batch, &range);
         tracing::debug!(kind = batch[0].kind(), steps = batch.len(), elapsed = ?t0.elapsed(), "batch");
         let mut failure = None;
         for (step, r) in batch.iter().zip(results) {
             match r {
                 Ok(()) => done.push(step),
-                Err(e) if is_delete(step) && e.is_gone() => done.push(step),
-                Err(e) => {
+                Err(e) if step.is_delete() && e.is_gone() => done.push(step),
+                Err(error) if phase == Phase::Commit => commit_failures.push(StepFailure {
+                    step: step.clone(),
+                    error,
+                }),
+                Err(error) => {
                     if failure.is_none() {
-                        failure = Some((step, e));
+                        failure = Some(StepFailure {
+                            step: step.clone(),
+                            error,
+                        });
                     }
                 }
             }
         }
-        if let Some((step, source)) = failure {
-            let rollback_failures = rollback(&done, backend);
+        if let Some(failure) = failure {
+            let rollback = rollback(&done, backend);
             return Err(ApplyError::Step {
-                op: step.to_string(),
-                source,
-                rollback_failures,
+                failure: Box::new(failure),
+                rollback,
             });
         }
         (opts.progress)(range.end, total);
-        if opts.stall_after == Some(range.end) {
-            (opts.on_stall)();
+        #[cfg(feature = "fault-injection")]
+        if crate::fault::stall_after() == Some(range.end) {
+            crate::fault::stall();
         }
     }
-    Ok(())
-}
-
-fn is_delete(step: &Step) -> bool {
-    matches!(
-        step,
-        Step::DeleteGroup { .. }
-            | Step::DeleteLink { .. }
-            | Step::DeleteNs { .. }
-            | Step::DelAddr { .. }
-            | Step::DelRoute { .. }
-            | Step::DeleteFirewall { .. }
-    )
-}
-
-/// Undoes the creations in `done`, newest first. Addresses and routes on objects that are being
-/// deleted anyway are skipped; "already gone" counts as done.
-fn rollback(done: &[&Step], backend: &mut dyn Backend) -> Vec<(String, String)> {
-    let created_links: std::collections::HashSet<(String, String)> = done
-        .iter()
-        .flat_map(|s| match s {
-            Step::CreateVeth { a, b, .. } => vec![
-                (a.node.to_string(), a.name.to_string()),
-                (b.node.to_string(), b.name.to_string()),
-            ],
-            Step::CreateBridge { node, name, .. } => vec![(node.to_string(), name.to_string())],
-            _ => vec![],
+    if commit_failures.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Commit {
+            failures: commit_failures,
         })
-        .collect();
-    let created_ns: std::collections::HashSet<String> = done
+    }
+}
+
+/// Undoes `done`, newest first. What lives inside a namespace or on an interface that the run
+/// created goes with it, so it is not undone one by one; "already gone" counts as undone.
+fn rollback(done: &[&Step], backend: &mut dyn Backend) -> Vec<StepFailure> {
+    let created_ns: HashSet<NodeRef> = done
         .iter()
         .filter_map(|s| match s {
-            Step::CreateNs { ns } => Some(ns.to_string()),
+            Step::CreateNs { ns } => Some(NodeRef::Ns(ns.clone())),
             _ => None,
         })
         .collect();
+    let created_links: HashSet<(NodeRef, String)> = done
+        .iter()
+        .flat_map(|s| s.created_links())
+        .map(|(n, name)| (n.clone(), name.to_string()))
+        .collect();
+    let in_new_ns = |n: &NodeRef| created_ns.contains(n);
+    let on_new_link = |n: &NodeRef, dev: &str| {
+        in_new_ns(n) || created_links.contains(&(n.clone(), dev.to_string()))
+    };
     let inverses: Vec<Step> = done
         .iter()
         .rev()
         .filter(|s| match s {
-            Step::AddAddr { node, dev, .. } => {
-                !created_links.contains(&(node.to_string(), dev.clone()))
-                    && !created_ns.contains(&node.to_string())
-            }
-            Step::AddRoute { node, .. } => !created_ns.contains(&node.to_string()),
-            Step::CreateVeth { a, b, .. } => {
-                !created_ns.contains(&a.node.to_string())
-                    || !created_ns.contains(&b.node.to_string())
-            }
-            Step::CreateBridge { node, .. } => !created_ns.contains(&node.to_string()),
+            Step::CreateNs { .. } => true,
+            Step::AddAddr { node, dev, .. }
+            | Step::SetLink {
+                node, name: dev, ..
+            } => !on_new_link(node, dev),
+            Step::CreateVeth { a, b, .. } => !in_new_ns(&a.node) || !in_new_ns(&b.node),
+            Step::CreateBridge { node, .. }
+            | Step::AddRoute { node, .. }
+            | Step::Sysctl { node, .. }
+            | Step::Firewall { node, .. }
+            | Step::ParkLink { node, .. } => !in_new_ns(node),
             _ => true,
         })
         .filter_map(|s| s.inverse())
@@ -249,16 +205,19 @@ fn rollback(done: &[&Step], backend: &mut dyn Backend) -> Vec<(String, String)> 
     )
 }
 
-/// Runs every step, continuing past failures; returns the failures as (operation, error).
-pub fn run_teardown(plan: &Plan, backend: &mut dyn Backend) -> Vec<(String, String)> {
+/// Runs every step, continuing past failures; returns every failure. A removal of something
+/// already gone counts as done.
+pub fn run_teardown(plan: &Plan, backend: &mut dyn Backend) -> Vec<StepFailure> {
     let mut failures = Vec::new();
     for range in batches(&plan.steps, &[]) {
         let batch = &plan.steps[range];
         for (step, r) in batch.iter().zip(backend.execute(batch)) {
-            if let Err(e) = r {
-                if !e.is_gone() {
-                    failures.push((step.to_string(), e.to_string()));
-                }
+            match r {
+                Err(e) if !(step.is_delete() && e.is_gone()) => failures.push(StepFailure {
+                    step: step.clone(),
+                    error: e,
+                }),
+                _ => {}
             }
         }
     }

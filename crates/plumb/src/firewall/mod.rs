@@ -1,5 +1,6 @@
 //! plumb's nftables rules: a typed model of what a lab needs, rendered as one atomic batch that
-//! replaces plumb's own table `inet plumb-LAB` and nothing else.
+//! replaces plumb's own table `inet plumb-LAB` and nothing else. Pure: applying a batch and
+//! reading tables back is the work of the `nftables` module.
 //!
 //! Invariants:
 //! - plumb writes only tables named `plumb-LAB`; a batch first adds the table (a no-op if it
@@ -10,9 +11,6 @@
 //! - every table carries a marker chain `v-HASH` naming the hash of its contents, so a snapshot
 //!   can tell whether the table is current without comparing rules.
 
-use std::fmt::Write as _;
-use std::io;
-
 use ipnet::IpNet;
 use serde_json::{json, Value};
 
@@ -21,29 +19,6 @@ use crate::model::{NodeRef, Proto, Service, Topology};
 /// The name of the lab's table (family `inet`) in every namespace where it has rules.
 pub fn table_name(lab: &str) -> String {
     format!("plumb-{lab}")
-}
-
-/// A firewall operation failed.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum FirewallError {
-    /// The batch did not match the nftables JSON schema (a bug in plumb).
-    #[error("internal error: the nftables batch for {table} is malformed: {source}")]
-    Schema {
-        /// The table.
-        table: String,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// `nft` refused the batch or could not run.
-    #[error("nft could not apply the batch for table {table}: {message}")]
-    Nft {
-        /// The table.
-        table: String,
-        /// What nft said.
-        message: String,
-    },
 }
 
 /// One rule, as typed values.
@@ -113,12 +88,7 @@ impl Table {
     /// A stable hash of the contents: the `v-HASH` marker.
     pub fn version(&self) -> String {
         let text = serde_json::to_string(self).unwrap_or_default();
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in text.bytes() {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        format!("{:012x}", h & 0xffff_ffff_ffff)
+        format!("{:012x}", crate::ownership::hash(&text) & 0xffff_ffff_ffff)
     }
 
     /// Nothing to enforce.
@@ -405,78 +375,6 @@ fn member_addr(
         .map(|a| a.addr())
 }
 
-/// Applies an nftables JSON batch in the calling thread's network namespace: one `nft -j -f -`
-/// run through the `nftables` crate, one atomic transaction.
-pub fn apply(table: &str, batch: &Value) -> Result<(), FirewallError> {
-    let doc: nftables::schema::Nftables =
-        serde_json::from_value(batch.clone()).map_err(|source| FirewallError::Schema {
-            table: table.to_string(),
-            source,
-        })?;
-    nftables::helper::apply_ruleset(&doc).map_err(|e| FirewallError::Nft {
-        table: table.to_string(),
-        message: e.to_string(),
-    })
-}
-
-/// The version marker of `table` in the calling thread's namespace: `Ok(None)` when the table
-/// does not exist (or nft is not installed, in which case no table of plumb's can exist either).
-pub fn current_version(table: &str) -> io::Result<Option<String>> {
-    let out = match std::process::Command::new("nft")
-        .args(["-j", "list", "table", "inet", table])
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    if !out.status.success() {
-        return Ok(None);
-    }
-    let v: Value = serde_json::from_slice(&out.stdout).map_err(io::Error::other)?;
-    let found = v["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|o| {
-            o.get("chain")
-                .and_then(|c| c["name"].as_str())
-                .and_then(|n| n.strip_prefix("v-"))
-                .map(str::to_string)
-        });
-    Ok(Some(found.unwrap_or_default()))
-}
-
-/// Foreign base chains with a `drop` policy on the forward hook: they would drop a lab's
-/// forwarded traffic whatever plumb's table accepts. Returns "family table/chain" for each.
-pub fn foreign_forward_drops(own_table: &str) -> Vec<String> {
-    let Ok(out) = std::process::Command::new("nft")
-        .args(["-j", "list", "chains"])
-        .output()
-    else {
-        return Vec::new();
-    };
-    let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for o in v["nftables"].as_array().into_iter().flatten() {
-        let Some(c) = o.get("chain") else { continue };
-        if c["hook"] == "forward" && c["policy"] == "drop" && c["table"] != own_table {
-            let mut s = String::new();
-            let _ = write!(
-                s,
-                "{} {}/{}",
-                c["family"].as_str().unwrap_or("?"),
-                c["table"].as_str().unwrap_or("?"),
-                c["name"].as_str().unwrap_or("?")
-            );
-            found.push(s);
-        }
-    }
-    found
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,23 +437,6 @@ allow = ["icmp", "tcp/80 from 10.90.0.0/24"]
                 .and_then(Value::as_str)
                 .or(inner.get("name").and_then(Value::as_str));
             assert_eq!(table, Some("plumb-egress"));
-        }
-        if let Ok(dir) = std::env::var("PLUMB_DUMP_NFT") {
-            std::fs::write(
-                format!("{dir}/host.json"),
-                serde_json::to_string_pretty(&b).unwrap(),
-            )
-            .unwrap();
-            let n = node_table(
-                &topo(),
-                &NodeRef::Ns(crate::model::names::NsName::new("web").unwrap()),
-            )
-            .unwrap();
-            std::fs::write(
-                format!("{dir}/node.json"),
-                serde_json::to_string_pretty(&n.batch()).unwrap(),
-            )
-            .unwrap();
         }
     }
 }

@@ -8,7 +8,15 @@ use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessa
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::{NetlinkError, NlSocket};
-use crate::inspect::AddrState;
+
+/// One address on an interface, as `RTM_NEWADDR` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AddrState {
+    /// The interface's index.
+    pub index: u32,
+    /// Address and prefix length.
+    pub addr: IpNet,
+}
 
 fn message(index: u32, net: &IpNet) -> AddressMessage {
     let mut msg = AddressMessage::default();

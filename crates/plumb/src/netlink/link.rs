@@ -2,17 +2,69 @@
 
 use std::os::fd::RawFd;
 
+use netlink_packet_core::DefaultNla;
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
-    AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge, InfoBridgePort,
-    InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo,
-    LinkMessage,
+    AfSpecInet, AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge,
+    InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::{NetlinkError, NlSocket};
-use crate::inspect::{LinkKind, LinkState};
 use crate::model::MacAddr;
+
+/// A link's type, as the kernel reports it in `IFLA_INFO_KIND`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum LinkKind {
+    /// The loopback device.
+    Loopback,
+    /// One end of a veth pair.
+    Veth,
+    /// A Linux bridge.
+    Bridge,
+    /// A kind plumb does not model, by its kernel name.
+    Other(String),
+    /// A device without a kind (for example a physical NIC).
+    Device,
+}
+
+/// One interface, as `RTM_NEWLINK` describes it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LinkState {
+    /// Interface index (per namespace).
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// Type.
+    pub kind: LinkKind,
+    /// `IFLA_IFALIAS`: where plumb's tag lives.
+    pub alias: Option<String>,
+    /// MTU.
+    pub mtu: u32,
+    /// MAC address.
+    pub mac: Option<MacAddr>,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
+    /// Carrier present (`IFF_LOWER_UP`).
+    pub lower_up: bool,
+    /// `IFLA_OPERSTATE` as the kernel names it (`up`, `down`, `lowerlayerdown`, `unknown`…).
+    pub operstate: String,
+    /// The bridge this interface is a port of.
+    pub master: Option<u32>,
+    /// `IFLA_LINK`: for a veth, the peer's index (in the peer's namespace).
+    pub peer_index: Option<u32>,
+    /// `IFLA_LINK_NETNSID`: the peer's namespace as an nsid of this namespace, if elsewhere.
+    pub peer_netnsid: Option<i32>,
+    /// `IFLA_GROUP`.
+    pub group: u32,
+    /// For a bridge port: isolated from the other isolated ports (`IFLA_BRPORT_ISOLATED`).
+    pub isolated: bool,
+    /// For a bridge: spanning tree on (`IFLA_BR_STP_STATE`).
+    pub stp: Option<bool>,
+}
 
 /// One end of a veth pair to create.
 #[derive(Debug, Clone)]
@@ -124,6 +176,21 @@ pub fn new_bridge(b: &BridgeSpec<'_>) -> (RouteNetlinkMessage, u16) {
     (RouteNetlinkMessage::NewLink(msg), NLM_F_CREATE | NLM_F_EXCL)
 }
 
+/// `IFLA_INET_CONF` from `include/uapi/linux/if_link.h`: per-device IPv4 settings, nested by
+/// `IPV4_DEVCONF_*` index.
+const IFLA_INET_CONF: u16 = 1;
+/// `IPV4_DEVCONF_PROMOTE_SECONDARIES` from `include/uapi/linux/ip.h`.
+const IPV4_DEVCONF_PROMOTE_SECONDARIES: u16 = 20;
+
+/// One nested `IPV4_DEVCONF_*` attribute: a u32 value.
+fn devconf(index: u16, value: u32) -> Vec<u8> {
+    let mut b = Vec::with_capacity(8);
+    b.extend_from_slice(&8u16.to_ne_bytes());
+    b.extend_from_slice(&index.to_ne_bytes());
+    b.extend_from_slice(&value.to_ne_bytes());
+    b
+}
+
 /// Which interface a request is about: by index, or by name (index 0 and `IFLA_IFNAME`).
 #[derive(Debug, Clone, Copy)]
 pub enum Target<'a> {
@@ -155,14 +222,23 @@ pub struct LinkChange {
     pub master: Option<u32>,
     /// Alias (the ownership tag).
     pub alias: Option<String>,
+    /// New name (`ip link set DEV name NEW`); the kernel requires the interface to be down,
+    /// and the target must be an index (a name target would be read as the new name).
+    pub name: Option<String>,
+    /// For a bridge: spanning tree on or off.
+    pub stp: Option<bool>,
     /// IPv6 address generation off (`addrgenmode none`): no link-local address, no DAD, no MLD.
     pub ipv6_addrgen_none: bool,
+    /// `net.ipv4.conf.DEV.promote_secondaries = 1`, set over netlink: removing an interface's
+    /// primary IPv4 address then keeps the other addresses of its subnet (by default the kernel
+    /// deletes them along), so an address can be replaced by adding the new one first.
+    pub ipv4_promote_secondaries: bool,
     /// Bridge port isolation (`bridge link set dev X isolated on`).
     pub isolated: Option<bool>,
 }
 
-/// Equivalent to `ip link set DEV [up|down] [mtu N] [address M] [master B] [alias A]
-/// [addrgenmode none]`.
+/// Equivalent to `ip link set DEV [up|down] [name NEW] [mtu N] [address M] [master B]
+/// [alias A] [addrgenmode none] [type bridge stp_state S]`.
 ///
 /// Sent as `RTM_NEWLINK` without `NLM_F_CREATE`, as iproute2 does: unlike `RTM_SETLINK`, it
 /// also applies `IFLA_LINKINFO` (bridge-port options such as isolation).
@@ -172,6 +248,9 @@ pub struct LinkChange {
 pub fn set(t: Target<'_>, change: &LinkChange) -> Vec<(RouteNetlinkMessage, u16)> {
     let mut out = Vec::new();
     let mut msg = target_msg(t);
+    if let Some(n) = &change.name {
+        msg.attributes.push(LinkAttribute::IfName(n.clone()));
+    }
     if let Some(mtu) = change.mtu {
         msg.attributes.push(LinkAttribute::Mtu(mtu));
     }
@@ -192,15 +271,33 @@ pub fn set(t: Target<'_>, change: &LinkChange) -> Vec<(RouteNetlinkMessage, u16)
     if let Some(a) = &change.alias {
         msg.attributes.push(LinkAttribute::IfAlias(a.clone()));
     }
+    if let Some(stp) = change.stp {
+        msg.attributes.push(LinkAttribute::LinkInfo(vec![
+            LinkInfo::Kind(InfoKind::Bridge),
+            LinkInfo::Data(InfoData::Bridge(vec![InfoBridge::StpState(if stp {
+                BridgeStpState::KernelStp
+            } else {
+                BridgeStpState::Disabled
+            })])),
+        ]));
+    }
+    let mut af = Vec::new();
+    if change.ipv4_promote_secondaries {
+        af.push(AfSpecUnspec::Inet(vec![AfSpecInet::Other(
+            DefaultNla::new(IFLA_INET_CONF, devconf(IPV4_DEVCONF_PROMOTE_SECONDARIES, 1)),
+        )]));
+    }
     if change.ipv6_addrgen_none {
-        msg.attributes
-            .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
-                vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
-            )]));
+        af.push(AfSpecUnspec::Inet6(vec![AfSpecInet6::AddrGenMode(
+            In6AddrGenMode::None,
+        )]));
+    }
+    if !af.is_empty() {
+        msg.attributes.push(LinkAttribute::AfSpecUnspec(af));
     }
     let has_attrs = msg.attributes.len() > usize::from(matches!(t, Target::Name(_)));
     if let Some(up) = change.up {
-        if has_attrs && change.ipv6_addrgen_none {
+        if has_attrs && (change.ipv6_addrgen_none || change.ipv4_promote_secondaries) {
             out.push((RouteNetlinkMessage::NewLink(msg), 0));
             msg = target_msg(t);
         }
@@ -240,6 +337,22 @@ pub fn dump(sock: &mut NlSocket) -> Result<Vec<LinkState>, NetlinkError> {
         .collect())
 }
 
+/// The operational state as iproute2 prints it (lower case): `up`, `down`, `lowerlayerdown`…
+fn operstate_name(s: netlink_packet_route::link::State) -> String {
+    use netlink_packet_route::link::State;
+    match s {
+        State::Unknown => "unknown".into(),
+        State::NotPresent => "notpresent".into(),
+        State::Down => "down".into(),
+        State::LowerLayerDown => "lowerlayerdown".into(),
+        State::Testing => "testing".into(),
+        State::Dormant => "dormant".into(),
+        State::Up => "up".into(),
+        State::Other(n) => format!("state-{n}"),
+        _ => "unknown".into(),
+    }
+}
+
 /// Decodes a `RTM_NEWLINK` into plumb's view of a link.
 pub fn parse(msg: &LinkMessage) -> LinkState {
     let mut st = LinkState {
@@ -255,11 +368,13 @@ pub fn parse(msg: &LinkMessage) -> LinkState {
         mac: None,
         up: msg.header.flags.contains(LinkFlags::Up),
         lower_up: msg.header.flags.contains(LinkFlags::LowerUp),
+        operstate: String::from("unknown"),
         master: None,
         peer_index: None,
         peer_netnsid: None,
         group: 0,
         isolated: false,
+        stp: None,
     };
     for a in &msg.attributes {
         match a {
@@ -275,12 +390,20 @@ pub fn parse(msg: &LinkMessage) -> LinkState {
             LinkAttribute::Link(p) => st.peer_index = Some(*p),
             LinkAttribute::LinkNetNsId(id) => st.peer_netnsid = Some(*id),
             LinkAttribute::Group(g) => st.group = *g,
+            LinkAttribute::OperState(o) => st.operstate = operstate_name(*o),
             LinkAttribute::LinkInfo(infos) => {
                 for i in infos {
                     if let LinkInfo::PortData(InfoPortData::BridgePort(opts)) = i {
                         st.isolated = opts
                             .iter()
                             .any(|o| matches!(o, InfoBridgePort::Isolated(true)));
+                    }
+                    if let LinkInfo::Data(InfoData::Bridge(opts)) = i {
+                        for o in opts {
+                            if let InfoBridge::StpState(s) = o {
+                                st.stp = Some(*s != BridgeStpState::Disabled);
+                            }
+                        }
                     }
                     if let LinkInfo::Kind(k) = i {
                         st.kind = match k {

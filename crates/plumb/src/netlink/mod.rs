@@ -2,12 +2,26 @@
 //!
 //! One [`NlSocket`] per network namespace, opened on a thread that is inside that namespace (a
 //! netlink socket stays bound to the namespace it was created in, so it can then be used from any
-//! thread). Requests are sent in batches — many messages in one `sendmsg`, the kernel processes them
-//! in order — and their acknowledgements are collected afterwards, so a thousand-step change costs a
-//! few dozen syscalls instead of thousands of round trips.
+//! thread). Requests are sent in batches — many messages in one `sendmsg`, which the kernel
+//! processes in order before `sendmsg` returns — and their acknowledgements are collected
+//! afterwards, so a thousand-step change costs a few dozen syscalls instead of thousands of round
+//! trips.
 //!
-//! Sub-modules build the messages, one file per kernel object: [`link`], [`addr`], [`route`].
+//! Robustness, each covered by a test:
+//! - a dump the kernel marks `NLM_F_DUMP_INTR` (the table changed while it was being read) is
+//!   read again, so a snapshot is never a mix of two states;
+//! - if acknowledgements are lost (`ENOBUFS`: the receive buffer overflowed), the requests whose
+//!   acks are missing are sent again to learn their fate: an exclusive create answered `EEXIST`
+//!   and a delete answered "not found" took effect the first time; anything else is answered
+//!   anew. So no request that the kernel applied is ever reported as failed (rollback sees it);
+//! - extended acks are read according to each message's own flags (`NLM_F_CAPPED`,
+//!   `NLM_F_ACK_TLVS`), so the kernel's explanation is found whether or not it echoed the request.
+//!
+//! Sub-modules build and decode the messages, one file per kernel object: [`link`], [`addr`],
+//! [`route`]. They decode into their own types ([`link::LinkState`], …), which `inspect`
+//! aggregates.
 
+mod ack;
 pub mod addr;
 pub mod link;
 pub mod route;
@@ -15,22 +29,31 @@ pub mod route;
 use std::io;
 
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP,
+    NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+
+pub use ack::{Ack, NLMSG_DONE, NLMSG_ERROR};
 
 /// A netlink request failed, or the socket did.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NetlinkError {
     /// Opening or using the socket failed.
-    #[error("netlink socket: {0}")]
-    Socket(#[source] io::Error),
+    #[error("netlink {op}: {source}")]
+    Socket {
+        /// `open`, `send`, `recv`.
+        op: &'static str,
+        /// Why.
+        #[source]
+        source: io::Error,
+    },
     /// The kernel refused a request.
     #[error("{errno}{}", ext.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
     Kernel {
-        /// The errno.
+        /// The errno, typed (`raw_os_error()` gives the number).
         #[source]
         errno: io::Error,
         /// The kernel's extended-ack message, if it sent one.
@@ -39,25 +62,68 @@ pub enum NetlinkError {
     /// A reply could not be decoded.
     #[error("cannot decode a netlink reply: {0}")]
     Decode(String),
+    /// A dump was interrupted by concurrent changes more times than plumb retries.
+    #[error("the kernel's table kept changing while it was read ({0} attempts)")]
+    DumpInterrupted(usize),
 }
 
 impl NetlinkError {
-    /// The errno of a kernel refusal.
+    /// The errno of a kernel refusal or socket failure.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            NetlinkError::Kernel { errno, .. } | NetlinkError::Socket(errno) => {
+            NetlinkError::Kernel { errno, .. } | NetlinkError::Socket { source: errno, .. } => {
                 errno.raw_os_error()
             }
             NetlinkError::Decode(_) => None,
+            NetlinkError::DumpInterrupted(_) => Some(libc::EINTR),
+        }
+    }
+
+    pub(crate) fn kernel(errno: i32, ext: Option<String>) -> Self {
+        NetlinkError::Kernel {
+            errno: io::Error::from_raw_os_error(errno),
+            ext,
         }
     }
 }
 
-/// Requests in flight per send: bounded so that the acks fit in the default receive buffer
-/// (`net.core.rmem_default`, which an unprivileged user cannot raise).
+/// One request: a message and the header flags it needs besides `NLM_F_REQUEST | NLM_F_ACK`.
+pub type Request = (RouteNetlinkMessage, u16);
+
+/// Requests in flight per send: bounded so that the acks fit in the receive buffer.
 const BATCH: usize = 128;
 
-/// NETLINK_EXT_ACK and NETLINK_CAP_ACK make errors carry the kernel's message and not the request.
+/// How often a dump interrupted by concurrent changes is read again.
+const DUMP_ATTEMPTS: usize = 8;
+
+/// How a request whose acknowledgement was lost is judged when it is sent again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replay {
+    /// `NLM_F_CREATE | NLM_F_EXCL`: `EEXIST` means the first send created it.
+    Create,
+    /// A delete: "not found" means the first send deleted it.
+    Delete,
+    /// Idempotent (a change of settings): the second answer is the answer.
+    Same,
+}
+
+fn replay_kind(msg: &RouteNetlinkMessage, flags: u16) -> Replay {
+    use RouteNetlinkMessage as M;
+    match msg {
+        M::DelLink(_) | M::DelAddress(_) | M::DelRoute(_) => Replay::Delete,
+        _ if flags & (NLM_F_CREATE | NLM_F_EXCL) == NLM_F_CREATE | NLM_F_EXCL => Replay::Create,
+        _ => Replay::Same,
+    }
+}
+
+/// Errnos that mean "the object is not there".
+pub fn is_gone_errno(errno: i32) -> bool {
+    matches!(
+        errno,
+        libc::ENOENT | libc::ENODEV | libc::ESRCH | libc::EADDRNOTAVAIL
+    )
+}
+
 /// A `NETLINK_ROUTE` socket bound to the namespace it was opened in.
 pub struct NlSocket {
     sock: Socket,
@@ -71,18 +137,28 @@ impl std::fmt::Debug for NlSocket {
     }
 }
 
+/// Requests encoded back to back, with where each one is.
+struct Encoded {
+    bytes: Vec<u8>,
+    /// (start, end, sequence number, replay kind) per request.
+    spans: Vec<(usize, usize, u32, Replay)>,
+}
+
 impl NlSocket {
-    /// Opens a socket in the calling thread's current network namespace.
+    /// Opens a socket in the calling thread's current network namespace. Extended acks
+    /// (`NETLINK_EXT_ACK`) and capped acks (`NETLINK_CAP_ACK`) are asked for; an older kernel
+    /// may refuse either, and acks are parsed by their own flags, so that is no error.
     pub fn open() -> Result<Self, NetlinkError> {
-        let mut sock = Socket::new(NETLINK_ROUTE).map_err(NetlinkError::Socket)?;
-        sock.bind_auto().map_err(NetlinkError::Socket)?;
+        let err = |op| move |source| NetlinkError::Socket { op, source };
+        let mut sock = Socket::new(NETLINK_ROUTE).map_err(err("open"))?;
+        sock.bind_auto().map_err(err("bind"))?;
         sock.connect(&SocketAddr::new(0, 0))
-            .map_err(NetlinkError::Socket)?;
-        // Best effort: older kernels lack these; errors then carry fewer details.
+            .map_err(err("connect"))?;
         let _ = sock.set_ext_ack(true);
         let _ = sock.set_cap_ack(true);
         let _ = sock.set_netlink_get_strict_chk(true);
-        let _ = sock.set_rx_buf_sz(1 << 20);
+        // Capped by net.core.rmem_max for an unprivileged user; BATCH keeps well below it.
+        let _ = sock.set_rx_buf_sz(1usize << 20);
         Ok(NlSocket {
             sock,
             seq: 1,
@@ -90,106 +166,189 @@ impl NlSocket {
         })
     }
 
+    /// Sets the receive buffer size (`SO_RCVBUF`): tests shrink it to make acks overflow.
+    #[doc(hidden)]
+    pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        self.sock.set_rx_buf_sz(bytes)
+    }
+
+    fn encode(&mut self, requests: impl IntoIterator<Item = Request>) -> Encoded {
+        let mut bytes = Vec::new();
+        let mut spans = Vec::new();
+        for (msg, flags) in requests {
+            let replay = replay_kind(&msg, flags);
+            let mut header = NetlinkHeader::default();
+            header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+            header.sequence_number = self.seq;
+            let seq = self.seq;
+            self.seq = self.seq.wrapping_add(1);
+            let mut m = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+            m.finalize();
+            let start = bytes.len();
+            bytes.resize(start + m.buffer_len(), 0);
+            m.serialize(&mut bytes[start..]);
+            #[cfg(feature = "fault-injection")]
+            crate::fault::on_request(&mut bytes[start..]);
+            spans.push((start, bytes.len(), seq, replay));
+        }
+        Encoded { bytes, spans }
+    }
+
     /// Sends every request, then collects one result per request, in order.
     /// Equivalent to running the matching `ip` commands one after another, but pipelined.
-    pub fn execute(
-        &mut self,
-        requests: Vec<(RouteNetlinkMessage, u16)>,
-    ) -> Vec<Result<(), NetlinkError>> {
+    pub fn execute(&mut self, requests: Vec<Request>) -> Vec<Result<(), NetlinkError>> {
         let mut results = Vec::with_capacity(requests.len());
         let mut it = requests.into_iter().peekable();
         while it.peek().is_some() {
-            let chunk: Vec<_> = it.by_ref().take(BATCH).collect();
-            let n = chunk.len();
-            let first = self.seq;
-            let mut out = Vec::new();
-            for (msg, flags) in chunk {
-                let mut header = NetlinkHeader::default();
-                header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
-                header.sequence_number = self.seq;
-                self.seq = self.seq.wrapping_add(1);
-                let mut m = NetlinkMessage::new(header, NetlinkPayload::from(msg));
-                m.finalize();
-                let start = out.len();
-                out.resize(start + m.buffer_len(), 0);
-                m.serialize(&mut out[start..]);
-            }
-            let mut chunk_results: Vec<Option<Result<(), NetlinkError>>> =
-                (0..n).map(|_| None).collect();
-            if let Err(e) = self.send_all(&out) {
-                let msg = e.to_string();
-                results.extend(
-                    (0..n)
-                        .map(|_| Err(NetlinkError::Socket(io::Error::new(e.kind(), msg.clone())))),
-                );
-                continue;
-            }
-            let mut pending = n;
-            while pending > 0 {
-                let len = match self.sock.recv(&mut &mut self.buf[..], 0) {
-                    Ok(len) => len,
-                    Err(e) => {
-                        for slot in chunk_results.iter_mut().filter(|s| s.is_none()) {
-                            *slot = Some(Err(NetlinkError::Socket(io::Error::new(
-                                e.kind(),
-                                e.to_string(),
-                            ))));
-                        }
-                        break;
-                    }
-                };
-                let mut offset = 0;
-                while offset < len {
-                    let bytes = &self.buf[offset..len];
-                    let msg = match NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            for slot in chunk_results.iter_mut().filter(|s| s.is_none()) {
-                                *slot = Some(Err(NetlinkError::Decode(e.to_string())));
-                            }
-                            pending = 0;
-                            break;
-                        }
-                    };
-                    let step = msg.header.length as usize;
-                    let idx = msg.header.sequence_number.wrapping_sub(first) as usize;
-                    if let NetlinkPayload::Error(err) = msg.payload {
-                        if idx < n && chunk_results[idx].is_none() {
-                            chunk_results[idx] = Some(match err.code {
-                                None => Ok(()),
-                                Some(code) => Err(NetlinkError::Kernel {
-                                    errno: io::Error::from_raw_os_error(-code.get()),
-                                    ext: ext_ack_message(&err.header),
-                                }),
-                            });
-                            pending -= 1;
-                        }
-                    }
-                    if step == 0 {
-                        break;
-                    }
-                    offset += align4(step);
-                }
-            }
-            results.extend(chunk_results.into_iter().map(|r| {
-                r.unwrap_or_else(|| Err(NetlinkError::Decode("no acknowledgement received".into())))
-            }));
+            let enc = self.encode(it.by_ref().take(BATCH));
+            results.extend(self.exchange(&enc));
         }
         results
+    }
+
+    /// Sends one encoded batch and reads its acks; requests whose acks were lost are replayed.
+    fn exchange(&mut self, enc: &Encoded) -> Vec<Result<(), NetlinkError>> {
+        let n = enc.spans.len();
+        if let Err(source) = self.send_all(&enc.bytes) {
+            // The kernel processes a batch only once it has all of it: nothing was applied.
+            let errno = source.raw_os_error();
+            return (0..n)
+                .map(|_| {
+                    Err(NetlinkError::Socket {
+                        op: "send",
+                        source: errno.map_or_else(
+                            || io::Error::new(source.kind(), source.to_string()),
+                            io::Error::from_raw_os_error,
+                        ),
+                    })
+                })
+                .collect();
+        }
+        let first = enc.spans[0].2;
+        let mut slots: Vec<Option<Result<(), NetlinkError>>> = (0..n).map(|_| None).collect();
+        let lost = self.read_acks(first, &mut slots);
+        match lost {
+            Ok(false) => {}
+            Ok(true) => self.replay(enc, &mut slots),
+            Err(e) => {
+                let errno = e.raw_os_error().unwrap_or(libc::EIO);
+                for s in slots.iter_mut().filter(|s| s.is_none()) {
+                    *s = Some(Err(NetlinkError::Socket {
+                        op: "recv",
+                        source: io::Error::from_raw_os_error(errno),
+                    }));
+                }
+            }
+        }
+        slots
+            .into_iter()
+            .map(|s| {
+                s.unwrap_or_else(|| Err(NetlinkError::Decode("no acknowledgement received".into())))
+            })
+            .collect()
+    }
+
+    /// Reads acks for sequence numbers `first..first+slots.len()` into `slots` until each has
+    /// one. Returns `Ok(true)` if the kernel reported lost messages (`ENOBUFS`); the socket has
+    /// then been drained of every ack that survived.
+    fn read_acks(
+        &mut self,
+        first: u32,
+        slots: &mut [Option<Result<(), NetlinkError>>],
+    ) -> io::Result<bool> {
+        let mut pending = slots.iter().filter(|s| s.is_none()).count();
+        let mut lost = false;
+        while pending > 0 {
+            let flags = if lost { libc::MSG_DONTWAIT } else { 0 };
+            let len = match self.sock.recv(&mut &mut self.buf[..], flags) {
+                Ok(len) => len,
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                    lost = true;
+                    continue;
+                }
+                Err(e) if lost && e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            };
+            for ack in ack::iter(&self.buf[..len]) {
+                let Ack::Error { seq, code, ext, .. } = ack else {
+                    continue;
+                };
+                let idx = seq.wrapping_sub(first) as usize;
+                if idx < slots.len() && slots[idx].is_none() {
+                    slots[idx] = Some(match code {
+                        0 => Ok(()),
+                        c => Err(NetlinkError::kernel(-c, ext)),
+                    });
+                    pending -= 1;
+                }
+            }
+        }
+        Ok(lost)
+    }
+
+    /// Sends again the requests whose acks were lost, and judges each by its replay kind.
+    fn replay(&mut self, enc: &Encoded, slots: &mut [Option<Result<(), NetlinkError>>]) {
+        let missing: Vec<usize> = (0..slots.len()).filter(|&i| slots[i].is_none()).collect();
+        if missing.is_empty() {
+            return;
+        }
+        tracing::debug!(
+            lost = missing.len(),
+            "netlink acks lost (ENOBUFS): replaying"
+        );
+        // One at a time: a replay must not overflow the buffer again.
+        for i in missing {
+            let (start, end, _, replay) = enc.spans[i];
+            let mut bytes = enc.bytes[start..end].to_vec();
+            let seq = self.seq;
+            self.seq = self.seq.wrapping_add(1);
+            bytes[8..12].copy_from_slice(&seq.to_ne_bytes());
+            let mut one = [None];
+            let r = match self.send_all(&bytes) {
+                Err(source) => Err(NetlinkError::Socket { op: "send", source }),
+                Ok(()) => match self.read_acks(seq, &mut one) {
+                    Ok(_) => one[0]
+                        .take()
+                        .unwrap_or_else(|| Err(NetlinkError::Decode("no acknowledgement".into()))),
+                    Err(source) => Err(NetlinkError::Socket { op: "recv", source }),
+                },
+            };
+            slots[i] = Some(match (replay, r) {
+                (Replay::Create, Err(e)) if e.errno() == Some(libc::EEXIST) => Ok(()),
+                (Replay::Delete, Err(e)) if e.errno().is_some_and(is_gone_errno) => Ok(()),
+                (_, r) => r,
+            });
+        }
     }
 
     /// Sends one request and waits for its ack.
     pub fn request(&mut self, msg: RouteNetlinkMessage, flags: u16) -> Result<(), NetlinkError> {
         self.execute(vec![(msg, flags)])
             .pop()
-            .unwrap_or(Err(NetlinkError::Decode("no result".into())))
+            .unwrap_or_else(|| Err(NetlinkError::Decode("no result".into())))
     }
 
-    /// Runs a dump request (`NLM_F_DUMP`) and returns every message of the answer.
+    /// Runs a dump request (`NLM_F_DUMP`) and returns every message of the answer. A dump the
+    /// kernel marks as interrupted by a concurrent change is read again from the start.
     pub fn dump(
         &mut self,
         msg: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        for _ in 0..DUMP_ATTEMPTS {
+            let (replies, interrupted) = self.dump_once(msg.clone())?;
+            if !interrupted {
+                return Ok(replies);
+            }
+            tracing::debug!("netlink dump interrupted by a concurrent change: reading it again");
+        }
+        Err(NetlinkError::DumpInterrupted(DUMP_ATTEMPTS))
+    }
+
+    fn dump_once(
+        &mut self,
+        msg: RouteNetlinkMessage,
+    ) -> Result<(Vec<RouteNetlinkMessage>, bool), NetlinkError> {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         header.sequence_number = self.seq;
@@ -199,39 +358,37 @@ impl NlSocket {
         m.finalize();
         let mut out = vec![0; m.buffer_len()];
         m.serialize(&mut out);
-        self.send_all(&out).map_err(NetlinkError::Socket)?;
+        self.send_all(&out)
+            .map_err(|source| NetlinkError::Socket { op: "send", source })?;
         let mut replies = Vec::new();
+        let mut interrupted = false;
         loop {
-            let len = self
-                .sock
-                .recv(&mut &mut self.buf[..], 0)
-                .map_err(NetlinkError::Socket)?;
-            let mut offset = 0;
-            while offset < len {
-                let msg =
-                    NetlinkMessage::<RouteNetlinkMessage>::deserialize(&self.buf[offset..len])
-                        .map_err(|e| NetlinkError::Decode(e.to_string()))?;
-                let step = msg.header.length as usize;
-                if msg.header.sequence_number == seq {
-                    match msg.payload {
-                        NetlinkPayload::Done(_) => return Ok(replies),
-                        NetlinkPayload::Error(err) => {
-                            if let Some(code) = err.code {
-                                return Err(NetlinkError::Kernel {
-                                    errno: io::Error::from_raw_os_error(-code.get()),
-                                    ext: ext_ack_message(&err.header),
-                                });
-                            }
-                            return Ok(replies);
+            let len = loop {
+                match self.sock.recv(&mut &mut self.buf[..], 0) {
+                    Ok(len) => break len,
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    Err(source) => return Err(NetlinkError::Socket { op: "recv", source }),
+                }
+            };
+            for (hdr, bytes) in ack::messages(&self.buf[..len]) {
+                if hdr.seq != seq {
+                    continue;
+                }
+                interrupted |= hdr.flags & NLM_F_DUMP_INTR != 0;
+                match ack::decode(hdr, bytes) {
+                    Ack::Done { code: 0 } | Ack::Error { code: 0, .. } => {
+                        return Ok((replies, interrupted))
+                    }
+                    Ack::Done { code } => return Err(NetlinkError::kernel(-code, None)),
+                    Ack::Error { code, ext, .. } => return Err(NetlinkError::kernel(-code, ext)),
+                    Ack::Other => {
+                        let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                            .map_err(|e| NetlinkError::Decode(e.to_string()))?;
+                        if let NetlinkPayload::InnerMessage(inner) = m.payload {
+                            replies.push(inner);
                         }
-                        NetlinkPayload::InnerMessage(inner) => replies.push(inner),
-                        _ => {}
                     }
                 }
-                if step == 0 {
-                    break;
-                }
-                offset += align4(step);
             }
         }
     }
@@ -248,28 +405,26 @@ impl NlSocket {
     }
 }
 
-fn align4(n: usize) -> usize {
-    (n + 3) & !3
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use netlink_packet_route::link::LinkMessage;
 
-/// NLMSGERR_ATTR_MSG from `include/uapi/linux/netlink.h`.
-const NLMSGERR_ATTR_MSG: u16 = 1;
-
-/// Finds the extended-ack text after the echoed request header (16 bytes, NETLINK_CAP_ACK).
-fn ext_ack_message(payload: &[u8]) -> Option<String> {
-    let mut rest = payload.get(16..)?;
-    while rest.len() >= 4 {
-        let len = u16::from_ne_bytes([rest[0], rest[1]]) as usize;
-        let kind = u16::from_ne_bytes([rest[2], rest[3]]);
-        if len < 4 || len > rest.len() {
-            return None;
-        }
-        if kind == NLMSGERR_ATTR_MSG {
-            let text = &rest[4..len];
-            let text = text.split(|b| *b == 0).next().unwrap_or_default();
-            return Some(String::from_utf8_lossy(text).into_owned());
-        }
-        rest = &rest[align4(len).min(rest.len())..];
+    #[test]
+    fn replay_kind_classifies_creates_deletes_and_changes() {
+        let m = RouteNetlinkMessage::NewLink(LinkMessage::default());
+        assert_eq!(replay_kind(&m, NLM_F_CREATE | NLM_F_EXCL), Replay::Create);
+        assert_eq!(replay_kind(&m, 0), Replay::Same);
+        let d = RouteNetlinkMessage::DelLink(LinkMessage::default());
+        assert_eq!(replay_kind(&d, 0), Replay::Delete);
     }
-    None
+
+    #[test]
+    fn errno_is_kept_typed() {
+        let e = NetlinkError::kernel(libc::EEXIST, Some("File exists".into()));
+        assert_eq!(e.errno(), Some(libc::EEXIST));
+        assert!(e.to_string().contains("File exists"));
+        assert!(is_gone_errno(libc::ENODEV));
+        assert!(!is_gone_errno(libc::EPERM));
+    }
 }

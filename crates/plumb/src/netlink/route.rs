@@ -3,19 +3,26 @@
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
+use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL, NLM_F_REPLACE};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::{NetlinkError, NlSocket};
-use crate::inspect::RouteState;
 
-/// `rtm_protocol` of every route plumb installs, so they can be told from the kernel's and
-/// other tools' routes (`ip route show proto 250`). Values above RTPROT_STATIC (4) are free
-/// for routing daemons (`include/uapi/linux/rtnetlink.h`); 250 is unused by iproute2's rt_protos.
-pub const RTPROT_PLUMB: u8 = 250;
+/// One route of the main table, as `RTM_NEWROUTE` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RouteState {
+    /// Destination (`0.0.0.0/0` or `::/0` for default).
+    pub dst: IpNet,
+    /// Gateway.
+    pub via: Option<IpAddr>,
+    /// Output interface index.
+    pub oif: Option<u32>,
+    /// `rtm_protocol`: who installed it.
+    pub protocol: u8,
+}
 
 /// RT_TABLE_MAIN from `include/uapi/linux/rtnetlink.h`.
 const RT_TABLE_MAIN: u8 = 254;
@@ -69,11 +76,20 @@ fn message(r: &RouteSpec, protocol: u8) -> RouteMessage {
     msg
 }
 
-/// Equivalent to `ip route add DST [via GW] [dev DEV] proto 250`.
-pub fn add(r: &RouteSpec) -> (RouteNetlinkMessage, u16) {
+/// Equivalent to `ip route add DST [via GW] [dev DEV] proto PROTOCOL`.
+pub fn add(r: &RouteSpec, protocol: u8) -> (RouteNetlinkMessage, u16) {
     (
-        RouteNetlinkMessage::NewRoute(message(r, RTPROT_PLUMB)),
+        RouteNetlinkMessage::NewRoute(message(r, protocol)),
         NLM_F_CREATE | NLM_F_EXCL,
+    )
+}
+
+/// Equivalent to `ip route replace DST [via GW] [dev DEV] proto PROTOCOL`: the route to `DST`
+/// (same table and metric) is replaced in one step, so there is no instant without one.
+pub fn replace(r: &RouteSpec, protocol: u8) -> (RouteNetlinkMessage, u16) {
+    (
+        RouteNetlinkMessage::NewRoute(message(r, protocol)),
+        NLM_F_CREATE | NLM_F_REPLACE,
     )
 }
 

@@ -61,6 +61,15 @@ pub enum NetnsError {
         #[source]
         source: io::Error,
     },
+    /// A new namespace could not be tagged before it was published.
+    #[error("cannot tag new namespace {name}: {source}")]
+    Tag {
+        /// The namespace.
+        name: String,
+        /// Why.
+        #[source]
+        source: NetlinkError,
+    },
     /// A netlink socket inside a namespace could not be opened.
     #[error("cannot open a netlink socket in namespace {name}: {source}")]
     Socket {
@@ -83,7 +92,7 @@ impl NetnsError {
             | NetnsError::Create { source, .. }
             | NetnsError::Enter { source, .. }
             | NetnsError::Delete { source, .. } => source.raw_os_error(),
-            NetnsError::Socket { source, .. } => source.errno(),
+            NetnsError::Socket { source, .. } | NetnsError::Tag { source, .. } => source.errno(),
             NetnsError::Worker => None,
         }
     }
@@ -100,6 +109,17 @@ pub enum NsRef {
     Path(PathBuf),
     /// The namespace of a process.
     Pid(u32),
+}
+
+impl std::fmt::Display for NsRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NsRef::Current => f.write_str("host"),
+            NsRef::Name(n) => write!(f, "{n}"),
+            NsRef::Path(p) => write!(f, "{}", p.display()),
+            NsRef::Pid(p) => write!(f, "pid:{p}"),
+        }
+    }
 }
 
 impl NsRef {
@@ -246,13 +266,16 @@ impl Registry {
     }
 
     /// Creates named namespaces on one worker thread, which `unshare`s into each new namespace
-    /// in turn, bind-mounts it into place and opens a netlink socket inside it. Each result is
-    /// handed to `each` on the calling thread as soon as it exists, so netlink work on one
-    /// namespace overlaps the creation of the next. Stops at the first failure, which it returns
-    /// after `each` has seen everything created before it.
+    /// in turn, opens a netlink socket inside it, runs `prepare` on that socket (plumb tags the
+    /// namespace there), and only then bind-mounts it into place: a namespace is never visible
+    /// in `/run/netns` before it is prepared. Each result is handed to `each` on the calling
+    /// thread as soon as it exists, so netlink work on one namespace overlaps the creation of
+    /// the next. Stops at the first failure, which it returns after `each` has seen everything
+    /// created before it.
     pub fn create_each(
         &self,
         names: &[NsName],
+        prepare: &(dyn Fn(&mut NlSocket) -> Result<(), NetlinkError> + Sync),
         mut each: impl FnMut(Created),
     ) -> Result<(), NetnsError> {
         if names.is_empty() {
@@ -263,7 +286,7 @@ impl Registry {
         std::thread::scope(|s| {
             let worker = s.spawn(move || {
                 for name in names {
-                    let r = self.create_here(name);
+                    let r = self.create_here(name, prepare);
                     let failed = r.is_err();
                     if tx.send(r).is_err() || failed {
                         return;
@@ -284,39 +307,52 @@ impl Registry {
         })
     }
 
-    /// Runs on a worker thread: moves it into a new namespace and publishes that namespace.
-    fn create_here(&self, name: &NsName) -> Result<Created, NetnsError> {
+    /// Runs on a worker thread: moves it into a new namespace, prepares it, and publishes it.
+    fn create_here(
+        &self,
+        name: &NsName,
+        prepare: &(dyn Fn(&mut NlSocket) -> Result<(), NetlinkError> + Sync),
+    ) -> Result<Created, NetnsError> {
         let path = self.path(name);
         let err = |source| NetnsError::Create {
             name: name.to_string(),
             source,
         };
+        // The placeholder that the bind mount will cover; `create_new` never takes over a name.
         fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .open(&path)
             .map_err(err)?;
+        #[cfg(feature = "fault-injection")]
+        crate::fault::on_namespace_placeholder();
         let made = (|| {
-            sys::unshare_net()?;
-            sys::bind_mount(Path::new("/proc/thread-self/ns/net"), &path)?;
-            sys::open_current_net()
+            sys::unshare_net().map_err(err)?;
+            let mut sock = NlSocket::open().map_err(|source| NetnsError::Socket {
+                name: name.to_string(),
+                source,
+            })?;
+            prepare(&mut sock).map_err(|source| NetnsError::Tag {
+                name: name.to_string(),
+                source,
+            })?;
+            sys::bind_mount(Path::new("/proc/thread-self/ns/net"), &path).map_err(err)?;
+            let fd = sys::open_current_net().map_err(err)?;
+            Ok((fd, sock))
         })();
-        let fd = match made {
-            Ok(fd) => fd,
+        match made {
+            Ok((fd, sock)) => Ok(Created {
+                name: name.clone(),
+                fd,
+                sock,
+            }),
             Err(e) => {
+                // Nothing holds the new namespace but this thread and the socket: it dies when
+                // the thread moves on. Only the placeholder needs removing.
                 let _ = fs::remove_file(&path);
-                return Err(err(e));
+                Err(e)
             }
-        };
-        let sock = NlSocket::open().map_err(|source| NetnsError::Socket {
-            name: name.to_string(),
-            source,
-        })?;
-        Ok(Created {
-            name: name.clone(),
-            fd,
-            sock,
-        })
+        }
     }
 }
 
@@ -343,12 +379,38 @@ where
     })
 }
 
+/// Why a socket inside a namespace could not be had: entering it, or opening the socket.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SocketError {
+    /// `setns` failed.
+    #[error("cannot enter: {0}")]
+    Enter(#[source] io::Error),
+    /// The socket could not be opened.
+    #[error(transparent)]
+    Open(#[from] NetlinkError),
+}
+
+impl SocketError {
+    /// The errno underneath, if any.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            SocketError::Enter(e) => e.raw_os_error(),
+            SocketError::Open(e) => e.errno(),
+        }
+    }
+}
+
 /// Opens one netlink socket inside each namespace (on one thread that visits them in turn).
-pub fn open_sockets(fds: &[&OwnedFd]) -> Result<Vec<Result<NlSocket, io::Error>>, NetnsError> {
+pub fn open_sockets(fds: &[&OwnedFd]) -> Result<Vec<Result<NlSocket, SocketError>>, NetnsError> {
     let results = run_in_each(fds, |_| NlSocket::open())?;
     Ok(results
         .into_iter()
-        .map(|r| r.and_then(|s| s.map_err(|e| io::Error::other(e.to_string()))))
+        .map(|r| match r {
+            Ok(Ok(s)) => Ok(s),
+            Ok(Err(e)) => Err(SocketError::Open(e)),
+            Err(e) => Err(SocketError::Enter(e)),
+        })
         .collect())
 }
 
@@ -372,10 +434,7 @@ pub fn read_sysctl(key: &str) -> io::Result<String> {
 /// files of `/etc/netns/NAME/` bind-mounted over their `/etc` counterparts.
 /// The process must be single-threaded, and should `exec` right after: there is no way back.
 pub fn enter_for_exec(reg: &Registry, r: &NsRef) -> Result<(), NetnsError> {
-    let label = match r {
-        NsRef::Name(n) => n.to_string(),
-        other => format!("{other:?}"),
-    };
+    let label = r.to_string();
     let err = |source| NetnsError::Enter {
         name: label.clone(),
         source,
@@ -385,11 +444,11 @@ pub fn enter_for_exec(reg: &Registry, r: &NsRef) -> Result<(), NetnsError> {
     // Keep our mounts from propagating back to the parent mount namespace.
     sys::make_rslave(Path::new("/")).map_err(err)?;
     sys::setns_net(&fd).map_err(err)?;
-    // /sys shows the namespace of whoever mounted it: mount one for this namespace.
-    // Best effort, as iproute2: a failure leaves the old /sys, which only affects tools that read it.
-    if sys::detach_mount(Path::new("/sys")).is_ok() {
-        let _ = sys::mount_fs("sysfs", Path::new("/sys"), None);
-    }
+    // /sys shows the namespace of whoever mounted it: mount one for this namespace, over the
+    // old one whether or not that could be detached (as `ip netns exec` does). Best effort, as
+    // iproute2: a failure leaves the old /sys, which only affects tools that read it.
+    let _ = sys::detach_mount(Path::new("/sys"));
+    let _ = sys::mount_fs("sysfs", Path::new("/sys"), None);
     if let NsRef::Name(n) = r {
         let etc = Path::new("/etc/netns").join(n.as_str());
         if let Ok(rd) = fs::read_dir(&etc) {
@@ -416,9 +475,8 @@ pub fn enter_sandbox() -> Result<(), NetnsError> {
     sys::make_rprivate(Path::new("/")).map_err(err)?;
     sys::mount_fs("tmpfs", Path::new("/run"), Some("mode=0755")).map_err(err)?;
     fs::create_dir_all(NETNS_RUN_DIR).map_err(err)?;
-    if sys::detach_mount(Path::new("/sys")).is_ok() {
-        let _ = sys::mount_fs("sysfs", Path::new("/sys"), None);
-    }
+    let _ = sys::detach_mount(Path::new("/sys"));
+    let _ = sys::mount_fs("sysfs", Path::new("/sys"), None);
     let mut sock = NlSocket::open().map_err(|source| NetnsError::Socket {
         name: "sandbox".into(),
         source,

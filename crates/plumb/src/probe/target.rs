@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use super::ProbeError;
-use crate::lab::LabView;
+use crate::inspect::lab::LabView;
 use crate::model::names::NsName;
 use crate::model::{NodeRef, Target, Topology};
 
