@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use common::*;
 use plumb_testkit::{describe, Sandbox};
-use serde_json::{json, Value};
 
 /// One `[[expect]]` entry.
 fn expect(from: &str, to: &str, proto: &str, result: &str) -> String {
@@ -44,11 +43,7 @@ fn seed_expectations() -> Vec<String> {
     ]
 }
 
-/// One result of `plumb check --json` (or one row of its table) with everything but the
-/// detail: (from, to, address, proto, expected, observed, ok).
-type Row = (String, String, String, String, String, String, bool);
-
-fn row(from: &str, to: &str, addr: &str, proto: &str, expected: &str, observed: &str) -> Row {
+fn row(from: &str, to: &str, addr: &str, proto: &str, expected: &str, observed: &str) -> CheckRow {
     (
         from.into(),
         to.into(),
@@ -61,7 +56,7 @@ fn row(from: &str, to: &str, addr: &str, proto: &str, expected: &str, observed: 
 }
 
 /// The four rows of the seed's true expectations, in file order.
-fn seed_rows() -> Vec<Row> {
+fn seed_rows() -> Vec<CheckRow> {
     vec![
         row("ns1", "host", "10.66.77.25", "icmp", "reach", "reach"),
         row("ns2", "host", "10.66.77.25", "icmp", "blocked", "blocked"),
@@ -70,48 +65,10 @@ fn seed_rows() -> Vec<Row> {
     ]
 }
 
-/// A `plumb check --json` document (version 1) parsed: its rows and their details, in order.
-/// Panics unless `version` is 1, `lab` is `lab`, every field has its type and the summary
-/// counts the results.
-fn json_results(doc: &Value, lab: &str) -> (Vec<Row>, Vec<String>) {
-    assert_eq!(doc["version"], 1, "{doc:#}");
-    assert_eq!(doc["lab"], lab, "{doc:#}");
-    let results = doc["results"].as_array().expect("results is an array");
-    let field = |r: &Value, k: &str| {
-        r[k].as_str()
-            .unwrap_or_else(|| panic!("result field {k} is not a string: {r}"))
-            .to_string()
-    };
-    let rows: Vec<Row> = results
-        .iter()
-        .map(|r| {
-            (
-                field(r, "from"),
-                field(r, "to"),
-                field(r, "address"),
-                field(r, "proto"),
-                field(r, "expected"),
-                field(r, "observed"),
-                r["ok"]
-                    .as_bool()
-                    .unwrap_or_else(|| panic!("ok is not a bool: {r}")),
-            )
-        })
-        .collect();
-    let details = results.iter().map(|r| field(r, "detail")).collect();
-    let ok = rows.iter().filter(|r| r.6).count();
-    assert_eq!(
-        doc["summary"],
-        json!({ "total": rows.len(), "ok": ok, "mismatches": rows.len() - ok }),
-        "{doc:#}"
-    );
-    (rows, details)
-}
-
 /// `plumb check`'s table parsed: the header must be FROM TO ADDRESS PROTO EXPECTED OBSERVED OK
 /// DETAIL; cells are cut at the header's column starts. Returns the rows (OK `yes`/`NO` as a
 /// bool), their details, and the summary line that follows the table.
-fn table_results(stdout: &str) -> (Vec<Row>, Vec<String>, String) {
+fn table_results(stdout: &str) -> (Vec<CheckRow>, Vec<String>, String) {
     let mut lines = stdout.lines();
     let header = lines
         .next()
@@ -208,7 +165,7 @@ fn check_json_is_version_1_with_every_result() {
     let file = seed_with(&sb, "seed-check.toml", &seed_expectations());
     let out = sb.plumb(&["check", &file, "--json"]);
     assert_exit(&out, 0, "plumb check --json");
-    let (rows, details) = json_results(&stdout_json(&out), "seed");
+    let (rows, details) = check_results(&stdout_json(&out), "seed");
     assert_eq!(rows, seed_rows(), "{}", describe(&out));
     assert_details(
         &details,
@@ -237,7 +194,7 @@ fn check_wrong_expectation_exits_one_and_names_the_mismatch() {
 
     let out = sb.plumb(&["check", &file, "--json"]);
     assert_exit(&out, 1, "plumb check --json with one wrong expectation");
-    let (rows, _) = json_results(&stdout_json(&out), "seed");
+    let (rows, _) = check_results(&stdout_json(&out), "seed");
     assert_eq!(rows, want, "{}", describe(&out));
     assert_eq!(mismatch_lines(&out), [MISMATCH], "{}", describe(&out));
 
@@ -265,7 +222,7 @@ fn check_tcp_and_udp_without_route_or_host_are_blocked() {
     );
     let out = sb.plumb(&["check", &file, "--json"]);
     assert_exit(&out, 0, "plumb check on paths without a route or a host");
-    let (rows, details) = json_results(&stdout_json(&out), "seed");
+    let (rows, details) = check_results(&stdout_json(&out), "seed");
     assert_eq!(
         rows,
         [
@@ -395,7 +352,7 @@ fn check_leaves_no_responder_behind() {
     let file = seed_with(&sb, "seed-check.toml", &seed_expectations());
     let out = sb.plumb(&["check", &file, "--json"]);
     assert_exit(&out, 0, "plumb check");
-    let (rows, _) = json_results(&stdout_json(&out), "seed");
+    let (rows, _) = check_results(&stdout_json(&out), "seed");
     assert_eq!(rows, seed_rows(), "{}", describe(&out));
     // ... and once check has returned, none of them is left in any node: no socket waiting for
     // peers, no process (a helper or a forked responder) in the node's namespace.
@@ -436,7 +393,7 @@ fn check_port_already_bound_probes_the_existing_socket() {
     );
     let out = sb.plumb(&["check", &file, "--json"]);
     assert_exit(&out, 0, "plumb check with both ports already bound in ns2");
-    let (rows, _) = json_results(&stdout_json(&out), "seed");
+    let (rows, _) = check_results(&stdout_json(&out), "seed");
     assert_eq!(
         rows,
         [

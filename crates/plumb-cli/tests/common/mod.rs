@@ -453,3 +453,45 @@ pub fn assert_second_up_changes_nothing(sb: &Sandbox, file: &str, lab: &str) {
         plumb_testkit::line_diff(&before, &after)
     );
 }
+
+/// One result of `plumb check` (a `--json` result or a row of its table) with everything but
+/// the detail: (from, to, address, proto, expected, observed, ok).
+pub type CheckRow = (String, String, String, String, String, String, bool);
+
+/// A `plumb check --json` document (version 1) parsed: its rows and their details, in order.
+/// Panics unless `version` is 1, `lab` is `lab`, every field has its type and the summary
+/// counts the results.
+pub fn check_results(doc: &Value, lab: &str) -> (Vec<CheckRow>, Vec<String>) {
+    assert_eq!(doc["version"], 1, "{doc:#}");
+    assert_eq!(doc["lab"], lab, "{doc:#}");
+    let results = doc["results"].as_array().expect("results is an array");
+    let field = |r: &Value, k: &str| {
+        r[k].as_str()
+            .unwrap_or_else(|| panic!("result field {k} is not a string: {r}"))
+            .to_string()
+    };
+    let rows: Vec<CheckRow> = results
+        .iter()
+        .map(|r| {
+            (
+                field(r, "from"),
+                field(r, "to"),
+                field(r, "address"),
+                field(r, "proto"),
+                field(r, "expected"),
+                field(r, "observed"),
+                r["ok"]
+                    .as_bool()
+                    .unwrap_or_else(|| panic!("ok is not a bool: {r}")),
+            )
+        })
+        .collect();
+    let details = results.iter().map(|r| field(r, "detail")).collect();
+    let ok = rows.iter().filter(|r| r.6).count();
+    assert_eq!(
+        doc["summary"],
+        serde_json::json!({ "total": rows.len(), "ok": ok, "mismatches": rows.len() - ok }),
+        "{doc:#}"
+    );
+    (rows, details)
+}
