@@ -6,26 +6,48 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use plumb_testkit::describe;
+use plumb_testkit::{alias_tag, describe, strip_volatile, Sandbox};
+use serde_json::{json, Value};
 
 #[test]
 fn exec_ns1_ip_addr_shows_eth1000_address() {
     let sb = sandbox();
     sb.plumb_ok(&["up", &example("seed.toml")]);
+    // Operstates settle a little after up: compare the two views once they have.
+    settle_carriers(&sb);
     let out = sb.plumb(&["exec", "ns1", "--", "ip", "-j", "addr"]);
     assert_exit(&out, 0, "plumb exec ns1 -- ip -j addr");
-    let addrs = stdout_json(&out);
-    let eth1000 = addrs
+    let mut via_plumb = stdout_json(&out);
+    assert_eq!(
+        sb.ipv4_addrs(Some("ns1"), "eth1000"),
+        ["10.66.77.24/24"],
+        "the oracle's view of eth1000"
+    );
+    let eth1000 = via_plumb
         .as_array()
         .and_then(|a| a.iter().find(|l| l["ifname"] == "eth1000"))
-        .unwrap_or_else(|| panic!("no eth1000 in exec's view: {addrs}"));
-    assert!(
-        eth1000["addr_info"].as_array().is_some_and(|a| a
-            .iter()
-            .any(|x| x["local"] == "10.66.77.24" && x["prefixlen"] == 24)),
-        "eth1000 lacks 10.66.77.24/24: {eth1000}"
+        .unwrap_or_else(|| panic!("no eth1000 in exec's view: {via_plumb}"));
+    let inet: Vec<String> = eth1000["addr_info"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|a| a["family"] == "inet")
+        .map(|a| format!("{}/{}", a["local"].as_str().unwrap_or("?"), a["prefixlen"]))
+        .collect();
+    assert_eq!(
+        inet,
+        ["10.66.77.24/24"],
+        "eth1000 in exec's view: {eth1000}"
     );
-    // The same view as `ip netns exec ns1 ...`.
+    // Exactly the view `ip netns exec ns1 ip -j addr` has.
+    let mut via_ip = sb.ip_json_in(Some("ns1"), &["addr"]);
+    strip_volatile(&mut via_plumb);
+    strip_volatile(&mut via_ip);
+    assert_eq!(
+        via_plumb, via_ip,
+        "plumb exec ns1 and ip netns exec ns1 differ"
+    );
+    // The same namespace as `ip netns exec ns1 ...`.
     let oracle = sb.run_ok(&[
         "ip",
         "netns",
@@ -44,10 +66,17 @@ fn exec_command_exit_status_is_passed_through() {
     sb.plumb_ok(&["up", &example("seed.toml")]);
     let out = sb.plumb(&["exec", "ns2", "--", "sh", "-c", "exit 7"]);
     assert_exit(&out, 7, "plumb exec ns2 -- sh -c 'exit 7'");
+    // A node that does not exist is plumb's error (2), not a status of the command.
     let out = sb.plumb(&["exec", "nosuchnode", "--", "true"]);
+    assert_exit(&out, 2, "plumb exec in a missing node");
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
     assert!(
-        !out.status.success(),
-        "exec in a missing node succeeded\n{}",
+        lines.len() == 1
+            && lines[0].starts_with("plumb: ")
+            && lines[0].contains("/run/netns/nosuchnode"),
+        "one error line naming the missing node's namespace\n{}",
         describe(&out)
     );
 }
@@ -84,90 +113,308 @@ fn exec_etc_netns_hosts_is_bind_mounted_like_ip_netns_exec() {
         oracle,
         "plumb exec ns1 sees another /etc/hosts"
     );
-    let out = sb.plumb_ok(&["exec", "ns2", "--", "cat", "/etc/hosts"]);
-    assert!(
-        !String::from_utf8_lossy(&out.stdout).contains("plumb-marker-host"),
-        "ns2 got ns1's hosts file"
+    // ns2 has no /etc/netns/ns2: it sees the sandbox's own /etc/hosts, as ip netns exec does.
+    let own = sb.run_ok(&["cat", "/etc/hosts"]);
+    assert_ne!(own, oracle, "the overlay's ns1 file is not ns1's alone");
+    assert_eq!(
+        sb.run_ok(&["ip", "netns", "exec", "ns2", "cat", "/etc/hosts"]),
+        own,
+        "ip netns exec ns2 itself"
     );
+    let out = sb.plumb_ok(&["exec", "ns2", "--", "cat", "/etc/hosts"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        own,
+        "plumb exec ns2 sees another /etc/hosts than ip netns exec ns2"
+    );
+}
+
+/// What `plumb ls` should count for `lab`, from the oracle's tags: its namespaces (a tagged
+/// `lo`), its host interfaces, and its interfaces in namespaces other than `lo`.
+fn oracle_counts(sb: &Sandbox, lab: &str) -> LsEntry {
+    let tag = format!("=plumb:{lab}");
+    let mut e = LsEntry {
+        name: lab.to_string(),
+        namespaces: 0,
+        host_links: 0,
+        ns_links: 0,
+        interrupted: false,
+    };
+    for t in sb.tagged() {
+        let Some(place) = t.strip_suffix(&tag) else {
+            continue;
+        };
+        let (ns, ifname) = place.split_once('/').expect("NS/IFNAME");
+        match (ns, ifname) {
+            ("host", _) => e.host_links += 1,
+            (_, "lo") => e.namespaces += 1,
+            _ => e.ns_links += 1,
+        }
+    }
+    e
+}
+
+/// `plumb ls`'s table: (name, namespaces, host interfaces, namespace interfaces, state).
+fn ls_table(sb: &Sandbox) -> Vec<(String, u64, u64, u64, String)> {
+    let out = sb.plumb(&["ls"]);
+    assert_exit(&out, 0, "plumb ls");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut lines = stdout.lines();
+    let header: Vec<&str> = lines.next().unwrap_or("").split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["LAB", "NAMESPACES", "HOST-IFS", "NS-IFS", "STATE"],
+        "{}",
+        describe(&out)
+    );
+    lines
+        .map(|l| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            assert!(w.len() >= 5, "short row {l:?}");
+            let n = |i: usize| -> u64 { w[i].parse().unwrap_or_else(|_| panic!("{l:?}")) };
+            (w[0].to_string(), n(1), n(2), n(3), w[4..].join(" "))
+        })
+        .collect()
+}
+
+/// What `plumb show LAB --json` should say about the interfaces of `ns` (`None`: the host,
+/// where only the lab's tagged interfaces count), read with `ip -j`: one object per interface
+/// with `show`'s fields, sorted by name; `peers` maps an interface to its `node:ifname` peer.
+fn oracle_interfaces(
+    sb: &Sandbox,
+    ns: Option<&str>,
+    lab: &str,
+    peers: &[(&str, &str)],
+) -> Vec<Value> {
+    let tag = format!("plumb:{lab}");
+    let links = sb.links(ns);
+    let addrs = sb.addrs(ns);
+    let mut out: Vec<Value> = links
+        .iter()
+        .filter(|l| ns.is_some() || l["ifalias"].as_str().and_then(alias_tag) == Some(tag.as_str()))
+        .map(|l| {
+            let name = l["ifname"].as_str().expect("ifname");
+            let kind = match l["linkinfo"]["info_kind"].as_str() {
+                Some(k) => k.to_string(),
+                None if l["link_type"] == "loopback" => "loopback".to_string(),
+                None => panic!("an interface of unexpected kind: {l}"),
+            };
+            let mut addresses: Vec<String> = addrs
+                .iter()
+                .filter(|a| a["ifname"] == name)
+                .flat_map(|a| a["addr_info"].as_array().cloned().unwrap_or_default())
+                .map(|a| format!("{}/{}", a["local"].as_str().unwrap_or("?"), a["prefixlen"]))
+                .collect();
+            addresses.sort();
+            let mut ports: Vec<&str> = links
+                .iter()
+                .filter(|p| p["master"] == name)
+                .filter_map(|p| p["ifname"].as_str())
+                .collect();
+            ports.sort_unstable();
+            json!({
+                "name": name,
+                "index": l["ifindex"],
+                "kind": kind,
+                "up": has_flag(l, "UP"),
+                "lower_up": has_flag(l, "LOWER_UP"),
+                "mtu": l["mtu"],
+                "mac": l["address"],
+                "addresses": addresses,
+                "peer": peers.iter().find(|(i, _)| *i == name).map(|(_, p)| *p),
+                "master": l.get("master").cloned().unwrap_or(Value::Null),
+                "ports": ports,
+            })
+        })
+        .collect();
+    out.sort_by_key(|i| i["name"].as_str().unwrap_or_default().to_string());
+    out
+}
+
+/// The routes of the main tables of `ns` written as `show` writes them (`DST [via GW] [dev
+/// DEV]`), sorted; in the host only those through `devs`.
+fn oracle_routes(sb: &Sandbox, ns: Option<&str>, devs: &[&str]) -> Vec<String> {
+    let mut routes = sb.routes(ns);
+    if let Value::Array(v6) = sb.ip_json_in(ns, &["-6", "route", "show"]) {
+        routes.extend(v6);
+    }
+    let mut out: Vec<String> = routes
+        .iter()
+        .filter(|r| ns.is_some() || devs.iter().any(|d| r["dev"] == *d))
+        .map(|r| {
+            let mut s = r["dst"].as_str().expect("dst").to_string();
+            if let Some(gw) = r["gateway"].as_str() {
+                s.push_str(&format!(" via {gw}"));
+            }
+            if let Some(dev) = r["dev"].as_str() {
+                s.push_str(&format!(" dev {dev}"));
+            }
+            s
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `show --json`'s interfaces of one node, addresses and ports sorted, interfaces by name.
+fn shown_interfaces(node: &Value) -> Vec<Value> {
+    let mut ifs: Vec<Value> = node["interfaces"].as_array().cloned().unwrap_or_default();
+    for i in &mut ifs {
+        for k in ["addresses", "ports"] {
+            if let Some(a) = i[k].as_array_mut() {
+                a.sort_by_key(|v| v.as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    ifs.sort_by_key(|i| i["name"].as_str().unwrap_or_default().to_string());
+    ifs
 }
 
 #[test]
 fn ls_and_show_json_list_the_lab_with_counts() {
     let sb = sandbox();
-    let ls = stdout_json(&sb.plumb_ok(&["ls", "--json"]));
-    assert!(
-        !json_mentions(&ls, "seed"),
-        "ls --json on an empty sandbox mentions seed: {ls}"
-    );
+    assert_eq!(ls_labs(&sb), [], "ls --json on an empty sandbox");
+    let empty_table = sb.plumb_ok(&["ls"]);
+    assert_eq!(String::from_utf8_lossy(&empty_table.stdout), "no labs\n");
 
     sb.plumb_ok(&["up", &example("seed.toml")]);
     sb.plumb_ok(&["up", &example("star.toml")]);
-    let ls = stdout_json(&sb.plumb_ok(&["ls", "--json"]));
-    for lab in ["seed", "star"] {
-        let entry =
-            find_lab_entry(&ls, lab).unwrap_or_else(|| panic!("ls --json has no {lab}: {ls:#}"));
-        // The seed has 2 namespaces and star 3: a count of namespaces must say so.
-        let want = if lab == "seed" { 2 } else { 3 };
-        assert!(
-            json_has_count(entry, &["namespace", "netns", "node"], want),
-            "ls --json entry for {lab} has no namespace count of {want}: {entry:#}"
-        );
-    }
-    let text_ls = sb.plumb_ok(&["ls"]);
-    let text_ls = String::from_utf8_lossy(&text_ls.stdout);
-    assert!(
-        text_ls.contains("seed") && text_ls.contains("star"),
-        "plumb ls: {text_ls}"
-    );
+    // show reports carriers: read both views once they have settled.
+    settle_carriers(&sb);
 
+    // ls: one entry per lab, its counts those of the kernel's tags.
+    let mut ls = ls_labs(&sb);
+    ls.sort_by(|a, b| a.name.cmp(&b.name));
+    let want = vec![oracle_counts(&sb, "seed"), oracle_counts(&sb, "star")];
+    assert_eq!(ls, want, "ls --json against the tags");
+    // The tags themselves are what the files describe: seed 2 namespaces, veth1 in the host,
+    // eth1000, veth-ns2 and veth-ns1 in them; star 3 members, the bridge and 3 ports in the
+    // host, one eth0 in each member.
+    assert_eq!(
+        [
+            (want[0].namespaces, want[0].host_links, want[0].ns_links),
+            (want[1].namespaces, want[1].host_links, want[1].ns_links)
+        ],
+        [(2, 1, 3), (3, 4, 3)]
+    );
+    let mut table = ls_table(&sb);
+    table.sort();
+    let from_json: Vec<_> = ls
+        .iter()
+        .map(|e| {
+            (
+                e.name.clone(),
+                e.namespaces,
+                e.host_links,
+                e.ns_links,
+                "up".to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(table, from_json, "plumb ls's table against ls --json");
+
+    // show: the seed's nodes, interfaces, peers, addresses and routes, as ip -j sees them, and
+    // nothing of star's.
     let show = stdout_json(&sb.plumb_ok(&["show", "seed", "--json"]));
-    for name in ["ns1", "ns2", "veth1", "eth1000", "veth-ns1", "veth-ns2"] {
-        assert!(
-            serde_json::to_string(&show).unwrap().contains(name),
-            "show seed --json does not mention {name}: {show:#}"
+    assert_eq!(show["version"], 1, "{show:#}");
+    assert_eq!(show["lab"], "seed", "{show:#}");
+    let nodes = show["nodes"].as_array().expect("nodes is an array");
+    let names: Vec<&str> = nodes.iter().filter_map(|n| n["node"].as_str()).collect();
+    assert_eq!(names, ["host", "ns1", "ns2"], "{show:#}");
+    let peers = [
+        ("veth1", "ns1:eth1000"),
+        ("eth1000", "host:veth1"),
+        ("veth-ns2", "ns2:veth-ns1"),
+        ("veth-ns1", "ns1:veth-ns2"),
+    ];
+    for node in nodes {
+        let name = node["node"].as_str().expect("node name");
+        let ns = (name != "host").then_some(name);
+        let expected = oracle_interfaces(&sb, ns, "seed", &peers);
+        assert_eq!(
+            shown_interfaces(node),
+            expected,
+            "show seed --json, interfaces of {name}, against ip -j"
+        );
+        let devs: Vec<&str> = expected.iter().filter_map(|i| i["name"].as_str()).collect();
+        let mut routes: Vec<String> = node["routes"]
+            .as_array()
+            .expect("routes is an array")
+            .iter()
+            .map(|r| r.as_str().expect("a route is a string").to_string())
+            .collect();
+        routes.sort();
+        assert_eq!(
+            routes,
+            oracle_routes(&sb, ns, &devs),
+            "show seed --json, routes of {name}, against ip -j"
         );
     }
-    assert!(
-        !json_mentions(&show, "plumb0"),
-        "show seed --json mentions star's bridge: {show:#}"
+    let host_ifs: Vec<&str> = nodes[0]["interfaces"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i["name"].as_str())
+        .collect();
+    assert_eq!(
+        host_ifs,
+        ["veth1"],
+        "only the seed's own interface of the host (no plumb0)"
     );
 
     sb.plumb_ok(&["down", "seed"]);
-    let ls = stdout_json(&sb.plumb_ok(&["ls", "--json"]));
-    assert!(
-        find_lab_entry(&ls, "seed").is_none(),
-        "seed is still listed after down: {ls:#}"
-    );
-    assert!(
-        find_lab_entry(&ls, "star").is_some(),
-        "star vanished from ls: {ls:#}"
+    assert_eq!(ls_names(&sb), ["star"], "after plumb down seed");
+    let star = &ls_labs(&sb)[0];
+    assert_eq!(
+        star,
+        &oracle_counts(&sb, "star"),
+        "star's counts after down seed"
     );
 }
 
-/// Writes `contents` as `bad.toml`, runs `up`, and checks exit 2, a `bad.toml:LINE:COL` in
-/// stderr with LINE one of `lines`, stderr mentioning `mention`, and nothing created.
+/// Writes `contents` as `bad.toml` and runs `up`: it must exit 2, create nothing, and report
+/// a diagnostic `bad.toml:LINE:COL: MESSAGE` naming `mention` at exactly each of `lines`, with
+/// COL pointing at the token (a key, or a quoted value) that holds `mention`. `up --dry-run`
+/// must reject the file the same way.
 fn assert_rejected(contents: &str, lines: &[u32], mention: &str) {
     let sb = sandbox();
     let empty = sb.snapshot();
     let file = sb.write_file("bad.toml", contents);
-    let out = sb.plumb(&["up", file.to_str().unwrap()]);
-    assert_exit(&out, 2, "up of an invalid file");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let positions = file_positions(&stderr, "bad.toml");
-    assert!(
-        positions.iter().any(|(l, c)| lines.contains(l) && *c >= 1),
-        "stderr has no bad.toml:LINE:COL with LINE in {lines:?} (found {positions:?})\n{}",
-        describe(&out)
-    );
-    assert!(
-        stderr.contains(mention),
-        "stderr does not mention {mention:?}\n{}",
-        describe(&out)
-    );
+    let file = file.to_str().unwrap();
+    for args in [&["up", file][..], &["up", file, "--dry-run"][..]] {
+        let out = sb.plumb(args);
+        assert_exit(&out, 2, &format!("plumb {args:?} of an invalid file"));
+        assert!(out.stdout.is_empty(), "{}", describe(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let found = diagnostics(&stderr, file);
+        let naming: Vec<u32> = found
+            .iter()
+            .filter(|(_, _, message)| message.contains(mention))
+            .map(|(line, _, _)| *line)
+            .collect();
+        assert_eq!(
+            naming,
+            lines,
+            "lines of the diagnostics naming {mention:?} (all: {found:?})\n{}",
+            describe(&out)
+        );
+        for (line, col, message) in found.iter().filter(|(_, _, m)| m.contains(mention)) {
+            let text = contents
+                .lines()
+                .nth(*line as usize - 1)
+                .unwrap_or_else(|| panic!("bad.toml has no line {line}"));
+            let token: String = text
+                .chars()
+                .skip(*col as usize - 1)
+                .take_while(|c| !matches!(c, ']' | ',' | '='))
+                .collect();
+            assert!(
+                *col >= 1 && token.contains(mention),
+                "bad.toml:{line}:{col} ({message}) points at {token:?}, not at {mention:?}"
+            );
+        }
+    }
     sb.assert_state_eventually(&empty, SETTLE, "after an invalid file");
-    // --dry-run validates the same way.
-    let out = sb.plumb(&["up", file.to_str().unwrap(), "--dry-run"]);
-    assert_exit(&out, 2, "up --dry-run of an invalid file");
 }
 
 #[test]
@@ -221,28 +468,64 @@ endpoints = ["ns1:eth0", "nosuch:eth0"]
     );
 }
 
-/// Exit codes asserted here: `down` and `show` of a lab that does not exist exit 0 and say so
-/// (or exit 2 naming it) and change nothing; `up` of a missing file exits 2 naming it.
+/// A lab is known only by the tags of its objects, so a lab that does not exist is a lab with
+/// nothing: `down` has nothing to remove (exit 0, as `down` is idempotent) and `show` finds
+/// nothing (exit 0, an empty `nodes` list); both change nothing. `up` of a missing file and a
+/// name that is neither a file nor a lab name are errors (exit 2).
 #[test]
 fn missing_lab_or_file_exit_codes() {
     let sb = sandbox();
     sb.plumb_ok(&["up", &example("seed.toml")]);
     let before = sb.settled_snapshot();
 
+    let one_line = |out: &std::process::Output| -> String {
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(stdout.lines().count(), 1, "{}", describe(out));
+        stdout.trim_end().to_string()
+    };
+    let out = sb.plumb(&["down", "nosuchlab"]);
+    assert_exit(&out, 0, "down of an unknown lab");
+    assert_eq!(one_line(&out), "lab nosuchlab: nothing to remove");
+    let out = sb.plumb(&["down", "nosuchlab", "--dry-run"]);
+    assert_exit(&out, 0, "down --dry-run of an unknown lab (nothing to do)");
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    let out = sb.plumb(&["show", "nosuchlab"]);
+    assert_exit(&out, 0, "show of an unknown lab");
+    assert_eq!(one_line(&out), "lab nosuchlab: nothing found");
+    let out = sb.plumb(&["show", "nosuchlab", "--json"]);
+    assert_exit(&out, 0, "show --json of an unknown lab");
+    assert_eq!(
+        stdout_json(&out),
+        json!({ "version": 1, "lab": "nosuchlab", "nodes": [] })
+    );
+    sb.assert_state_eventually(&before, SETTLE, "after down and show of an unknown lab");
+
     for cmd in ["down", "show"] {
-        let out = sb.plumb(&[cmd, "nosuchlab"]);
+        let out = sb.plumb(&[cmd, "no/such/lab"]);
+        assert_exit(
+            &out,
+            2,
+            &format!("{cmd} of something neither a file nor a lab name"),
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(
-            matches!(out.status.code(), Some(0 | 2)) && text(&out).contains("nosuchlab"),
-            "{cmd} of an unknown lab must exit 0 or 2 and name it\n{}",
+            stderr.starts_with("plumb: `no/such/lab` is neither a topology file nor a lab name"),
+            "{}",
             describe(&out)
         );
-        sb.assert_state_eventually(&before, SETTLE, &format!("after {cmd} of an unknown lab"));
     }
     let missing = format!("{}/missing.toml", sb.dir().display());
     let out = sb.plumb(&["up", &missing]);
     assert_exit(&out, 2, "up of a missing file");
-    assert!(text(&out).contains("missing.toml"), "{}", describe(&out));
+    assert!(out.stdout.is_empty(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .starts_with(&format!("plumb: cannot read topology file `{missing}`")),
+        "{}",
+        describe(&out)
+    );
     sb.assert_state_eventually(&before, SETTLE, "after the failed commands");
+    assert_seed_built(&sb);
 }
 
 /// `plumb sandbox` run directly: its command runs in new namespaces and its status is passed
@@ -304,10 +587,14 @@ fn sandbox_runs_command_in_fresh_namespaces_and_passes_status() {
         .unwrap();
     assert_exit(&out, 0, "plumb sandbox seed.toml -- ip -j netns list");
     let list = stdout_json(&out);
-    assert!(
-        json_mentions(&list, "ns1") && json_mentions(&list, "ns2"),
-        "{list}"
-    );
+    let mut names: Vec<&str> = list
+        .as_array()
+        .unwrap_or_else(|| panic!("ip -j netns list is not an array: {list}"))
+        .iter()
+        .map(|n| n["name"].as_str().unwrap_or_else(|| panic!("{n}")))
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["ns1", "ns2"], "{list}");
     assert_eq!(
         Path::new("/run/netns/ns1").exists(),
         ns1_existed,

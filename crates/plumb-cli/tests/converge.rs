@@ -110,6 +110,9 @@ fn up_after_edit_converges_to_the_new_file() {
         .find(|r| r["dst"] == "10.3.0.0/24")
         .unwrap_or_else(|| panic!("a has no route to 10.3.0.0/24: {:?}", sb.routes(Some("a"))));
     assert_eq!(route["gateway"], "10.1.0.1", "{route}");
+    assert_eq!(route["dev"], "eth0", "{route}");
+    // plumb's routes carry protocol 250 (`ip route show proto 250`).
+    assert_eq!(route["protocol"], "250", "{route}");
     assert_eq!(
         sb.tagged(),
         vec![
@@ -142,23 +145,22 @@ fn up_after_edit_converges_to_the_new_file() {
     sb.wait_until(SETTLE, "only namespace a is left", |s| {
         s.netns_list() == vec!["a"]
     });
-    assert!(
-        sb.routes(Some("a"))
-            .iter()
-            .all(|r| r["dst"] != "10.3.0.0/24"),
-        "a's route was not removed"
+    let a_routes: Vec<String> = sb
+        .routes(Some("a"))
+        .iter()
+        .map(|r| r["dst"].as_str().unwrap_or("?").to_string())
+        .collect();
+    assert_eq!(
+        a_routes,
+        ["10.1.0.0/24"],
+        "a keeps only its connected route (the route to 10.3.0.0/24 is removed)"
     );
     assert_eq!(
         sb.tagged(),
         vec!["a/eth0=plumb:conv", "a/lo=plumb:conv", "host/va=plumb:conv"]
     );
     let same = sb.settled_snapshot();
-    let out = sb.plumb(&["up", file]);
-    assert!(
-        text(&out).to_lowercase().contains("up to date"),
-        "{}",
-        plumb_testkit::describe(&out)
-    );
+    assert_up_is_up_to_date(&sb, file, "conv");
     sb.assert_state_eventually(&same, SETTLE, "a third up of the same file");
 
     sb.plumb_ok(&["down", file]);

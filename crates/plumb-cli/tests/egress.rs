@@ -113,6 +113,15 @@ fn has_table(ruleset: &Value, family: &str, name: &str) -> bool {
         .any(|(f, n)| f == family && n == name)
 }
 
+/// The warnings plumb printed: its stderr lines after `plumb: warning: `.
+fn warnings(out: &std::process::Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| l.strip_prefix("plumb: warning: "))
+        .map(str::to_string)
+        .collect()
+}
+
 /// Loads an nftables script inside the sandbox's own namespace (never the machine's).
 fn nft_load(sb: &Sandbox, file: &str, script: &str) {
     let path = sb.write_file(file, script);
@@ -175,9 +184,10 @@ fn egress_nat_member_reaches_upstream_with_the_host_address() {
             .is_ok_and(|r| r.starts_with("reply echo:nat-tcp-client ")),
         "client -> {UPSTREAM}:7000/tcp got no echo: {reply:?}\nserver saw: {seen:?}"
     );
-    assert!(
-        seen.contains(&format!("peer {HOST_UP} nat-tcp-client")),
-        "the upstream server should see the host's address {HOST_UP} as its peer: {seen:?}"
+    assert_eq!(
+        Server::peers(&seen),
+        [HOST_UP],
+        "the upstream server should see the host's address {HOST_UP} as its only peer: {seen:?}"
     );
 
     let server = serve(&sb, Some("upstream"), "udp", 7001, 1, "4.5");
@@ -189,9 +199,10 @@ fn egress_nat_member_reaches_upstream_with_the_host_address() {
             .is_ok_and(|r| r.starts_with("reply echo:nat-udp-web ")),
         "web -> {UPSTREAM}:7001/udp got no echo: {reply:?}\nserver saw: {seen:?}"
     );
-    assert!(
-        seen.contains(&format!("peer {HOST_UP} nat-udp-web")),
-        "the upstream server should see the host's address {HOST_UP} as its peer: {seen:?}"
+    assert_eq!(
+        Server::peers(&seen),
+        [HOST_UP],
+        "the upstream server should see the host's address {HOST_UP} as its only peer: {seen:?}"
     );
     sb.ping_ok(Some("client"), UPSTREAM);
 
@@ -208,8 +219,15 @@ fn egress_nat_member_reaches_upstream_with_the_host_address() {
     );
     let seen = server.finish();
     assert!(
-        reply.is_ok() && seen.contains(&"peer 10.90.0.3 lan-tcp".to_string()),
-        "client -> web inside lan0 should keep the source 10.90.0.3: {reply:?}, web saw {seen:?}"
+        reply
+            .as_deref()
+            .is_ok_and(|r| r.starts_with("reply echo:lan-tcp ")),
+        "client -> web:7002/tcp inside lan0 got no echo: {reply:?}\nweb saw: {seen:?}"
+    );
+    assert_eq!(
+        Server::peers(&seen),
+        ["10.90.0.3"],
+        "client -> web inside lan0 should keep the source 10.90.0.3: {seen:?}"
     );
 
     // plumb's table is there, and nothing else in the host's ruleset changed.
@@ -229,22 +247,25 @@ fn egress_nat_member_reaches_upstream_with_the_host_address() {
 }
 
 /// Sends one message per path to the published `host_port` and asserts that each arrives at
-/// `web:web_port` (the server's own view) and that its echo comes back.
+/// `web:web_port` from the peer it should (the server's own view) and that its echo comes back.
 fn publish_reaches_web(proto: &str, host_port: u16, web_port: u16) {
     let sb = sandbox();
     sb.plumb_ok(&["up", &example("egress.toml")]);
-    // (from, to): the internet, the host itself on both its addresses, and a member (hairpin).
-    let paths: [(Option<&str>, &str); 5] = [
-        (Some("upstream"), HOST_UP),
-        (None, HOST_UP),
-        (None, GATEWAY),
-        (Some("client"), GATEWAY),
-        (Some("client"), HOST_UP),
+    // (from, to, the peers web may see): the internet keeps its own address (the port is
+    // published, not proxied); the host's own connections come from one of its addresses; a
+    // member's (hairpin) are masqueraded to the gateway, or web's reply would skip the host.
+    let host_addrs: &[&str] = &[HOST_UP, GATEWAY];
+    let paths: [(Option<&str>, &str, &[&str]); 5] = [
+        (Some("upstream"), HOST_UP, &[UPSTREAM]),
+        (None, HOST_UP, host_addrs),
+        (None, GATEWAY, host_addrs),
+        (Some("client"), GATEWAY, &[GATEWAY]),
+        (Some("client"), HOST_UP, &[GATEWAY]),
     ];
     let server = serve(&sb, Some("web"), proto, web_port, paths.len(), "4.5");
     let mut failures = Vec::new();
     let mut sent = Vec::new();
-    for (from, to) in paths {
+    for (from, to, peers) in paths {
         let who = from.unwrap_or("host");
         let msg = format!("{proto}-{who}-to-{to}");
         match send(&sb, from, proto, to, host_port, &msg, "3") {
@@ -253,15 +274,24 @@ fn publish_reaches_web(proto: &str, host_port: u16, web_port: u16) {
                 "{who} -> {to}:{host_port}/{proto}: no echo: {other:?}"
             )),
         }
-        sent.push(msg);
+        sent.push((msg, peers));
     }
     let seen = server.finish();
-    for msg in &sent {
-        if !seen
+    for (msg, peers) in &sent {
+        // `peer ADDR MSG`, exactly once per message.
+        let from: Vec<&str> = seen
             .iter()
-            .any(|l| l.starts_with("peer ") && l.ends_with(&format!(" {msg}")))
-        {
-            failures.push(format!("web:{web_port} never received {msg:?}"));
+            .filter_map(|l| l.strip_prefix("peer "))
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(_, m)| m == msg)
+            .map(|(addr, _)| addr)
+            .collect();
+        match from.as_slice() {
+            [addr] if peers.contains(addr) => {}
+            [] => failures.push(format!("web:{web_port} never received {msg:?}")),
+            other => failures.push(format!(
+                "web:{web_port} received {msg:?} from {other:?}, expected one of {peers:?}"
+            )),
         }
     }
     assert!(
@@ -289,7 +319,13 @@ fn egress_foreign_table_survives_up_and_down_byte_for_byte() {
     let before = ruleset(&sb, None);
     let egress = example("egress.toml");
 
-    sb.plumb_ok(&["up", &egress]);
+    let out = sb.plumb(&["up", &egress]);
+    assert_exit(&out, 0, "plumb up next to a foreign table");
+    assert_eq!(
+        warnings(&out),
+        Vec::<String>::new(),
+        "table inet foreign drops nothing forwarded: nothing to warn about"
+    );
     let table_up = nft_text(&sb, None, &["list", "table", "inet", "foreign"]);
     assert_eq!(table_up, table_before, "up changed table inet foreign");
     let after_up = ruleset(&sb, None);
@@ -325,14 +361,18 @@ fn egress_foreign_drop_forward_chain_is_warned_about_at_up() {
 
     let out = sb.plumb(&["up", &egress]);
     assert_exit(&out, 0, "up next to a foreign policy-drop forward chain");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.to_lowercase().contains("warn")
-            && stderr.contains("guard")
-            && stderr.contains("gatekeeper"),
-        "up should warn on stderr about table ip guard, chain gatekeeper (policy drop on the \
+    let warned = warnings(&out);
+    assert_eq!(
+        warned.len(),
+        1,
+        "up should warn once, about table ip guard's chain gatekeeper (policy drop on the \
          forward hook drops the lab's forwarded traffic)\n{}",
         describe(&out)
+    );
+    assert!(
+        warned[0].starts_with("the foreign nftables chain ip guard/gatekeeper "),
+        "the warning should name family, table and chain: {:?}",
+        warned[0]
     );
     assert_eq!(
         nft_text(&sb, None, &["list", "table", "ip", "guard"]),
@@ -431,13 +471,7 @@ fn egress_up_twice_second_changes_no_rule() {
     sb.plumb_ok(&["up", &egress]);
     // Handles included: a table that was deleted and made again would get new ones.
     let first = nft_text(&sb, None, &["-a", "list", "ruleset"]);
-    let out = sb.plumb(&["up", &egress]);
-    assert_exit(&out, 0, "second plumb up");
-    assert!(
-        text(&out).to_lowercase().contains("up to date"),
-        "second up should say the lab is up to date\n{}",
-        describe(&out)
-    );
+    assert_up_is_up_to_date(&sb, &egress, "egress");
     let second = nft_text(&sb, None, &["-a", "list", "ruleset"]);
     assert_eq!(first, second, "the second up changed the ruleset");
 }
@@ -498,9 +532,16 @@ fn egress_up_after_edits_converges_the_table() {
          web:53 saw {udp_seen:?}"
     );
     assert!(
-        tcp_reply.is_ok(),
+        tcp_reply
+            .as_deref()
+            .is_ok_and(|r| r.starts_with("reply echo:still-published ")),
         "8080/tcp stopped reaching web when only 5353/udp was removed: {tcp_reply:?}, \
          web:80 saw {tcp_seen:?}"
+    );
+    assert_eq!(
+        Server::peers(&tcp_seen),
+        [UPSTREAM],
+        "web:80 should see upstream's connection, and only it: {tcp_seen:?}"
     );
 
     // Neither nat nor publish: the lab needs no rule, so its table goes.

@@ -79,52 +79,137 @@ fn flipped_copy(sb: &Sandbox) -> String {
     path.to_string_lossy().into_owned()
 }
 
+/// The `[[expect]]` entries of a topology file, in order, as (from, to, proto, result): read
+/// from the text itself (`key = "value"` lines after each `[[expect]]` header), so that the
+/// comparison does not depend on plumb's parser.
+fn file_expectations(text: &str) -> Vec<[String; 4]> {
+    let mut out = Vec::new();
+    let mut current: Option<[Option<String>; 4]> = None;
+    let mut flush = |current: &mut Option<[Option<String>; 4]>| {
+        if let Some(e) = current.take() {
+            out.push(e.map(|v| v.expect("an [[expect]] without from, to, proto or result")));
+        }
+    };
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            flush(&mut current);
+            if line.starts_with("[[expect]]") {
+                current = Some([None, None, None, None]);
+            }
+            continue;
+        }
+        let (Some(e), Some((key, value))) = (current.as_mut(), line.split_once('=')) else {
+            continue;
+        };
+        let slot = match key.trim() {
+            "from" => 0,
+            "to" => 1,
+            "proto" => 2,
+            "result" => 3,
+            other => panic!("unexpected key {other:?} in an [[expect]]"),
+        };
+        let value = value
+            .trim()
+            .strip_prefix('"')
+            .and_then(|v| v.split_once('"'))
+            .map(|(v, _)| v.to_string())
+            .unwrap_or_else(|| panic!("not a quoted string: {line:?}"));
+        e[slot] = Some(value);
+    }
+    flush(&mut current);
+    out
+}
+
+/// Runs `plumb check FILE --json`, asserts exit `code`, and returns its results (checked for
+/// version, lab and summary) and the output.
+fn check_json(sb: &Sandbox, file: &str, code: i32) -> (Vec<CheckRow>, std::process::Output) {
+    let out = sb.plumb(&["check", file, "--json"]);
+    assert_exit(&out, code, &format!("plumb check {file} --json"));
+    let (rows, _) = check_results(&stdout_json(&out), "isolation");
+    (rows, out)
+}
+
+/// Asserts that `rows` are the results of `expects`, in order: same from, to, proto and
+/// expectation, the address a literal target names, and `observed`/`ok` as given by
+/// `observed(i, expected)`.
+fn assert_results_match(
+    rows: &[CheckRow],
+    expects: &[[String; 4]],
+    observed: impl Fn(usize, &str) -> String,
+) {
+    assert_eq!(
+        rows.len(),
+        expects.len(),
+        "one result per [[expect]]: {rows:#?}"
+    );
+    for (i, (r, [from, to, proto, result])) in rows.iter().zip(expects).enumerate() {
+        let what = format!("result {i}: {r:?}");
+        assert_eq!(
+            (&r.0, &r.1, &r.3, &r.4),
+            (from, to, proto, result),
+            "{what}"
+        );
+        if to.parse::<std::net::IpAddr>().is_ok() {
+            assert_eq!(&r.2, to, "{what}: a literal target is probed as written");
+        }
+        let want = observed(i, result);
+        assert_eq!(r.5, want, "{what}: observed");
+        assert_eq!(r.6, want == *result, "{what}: ok");
+    }
+}
+
 #[test]
 fn isolation_check_every_expectation_holds() {
     let sb = sandbox();
     let file = example("isolation.toml");
+    let expects = file_expectations(&std::fs::read_to_string(&file).expect("read the example"));
+    assert_eq!(
+        expects.len(),
+        23,
+        "the example's [[expect]] entries: {expects:#?}"
+    );
     sb.plumb_ok(&["up", &file]);
-    let out = sb.plumb(&["check", &file]);
-    assert_exit(&out, 0, "plumb check examples/isolation.toml");
+    let (rows, out) = check_json(&sb, &file, 0);
+    assert_results_match(&rows, &expects, |_, result| result.to_string());
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("plumb: mismatch"),
+        "{}",
+        describe(&out)
+    );
 }
 
 #[test]
 fn isolation_check_flipped_expectation_exits_1_and_names_the_probe() {
     let sb = sandbox();
-    sb.plumb_ok(&["up", &example("isolation.toml")]);
+    let file = example("isolation.toml");
+    sb.plumb_ok(&["up", &file]);
     let flipped = flipped_copy(&sb);
-    let out = sb.plumb(&["check", &flipped]);
-    assert_exit(
-        &out,
-        1,
-        "plumb check with host -> 10.93.0.2 tcp/22 flipped to reach",
-    );
-    let all = text(&out);
-    let named: Vec<&str> = all
+    let expects = file_expectations(&std::fs::read_to_string(&flipped).expect("read the copy"));
+    let at = expects
+        .iter()
+        .position(|e| e == &["host", "10.93.0.2", "tcp/22", "reach"].map(String::from))
+        .expect("the flipped expectation is in the copy");
+    let (rows, out) = check_json(&sb, &flipped, 1);
+    // Every result as in the original file, except that the flipped one no longer holds.
+    assert_results_match(&rows, &expects, |i, result| {
+        if i == at {
+            "blocked".to_string()
+        } else {
+            result.to_string()
+        }
+    });
+    let mismatches: Vec<String> = String::from_utf8_lossy(&out.stderr)
         .lines()
-        .filter(|l| l.contains("10.93.0.2") && l.contains("tcp/22"))
+        .filter(|l| l.starts_with("plumb: mismatch: "))
+        .map(str::to_string)
         .collect();
-    const FAILURE_WORDS: &[&str] = &[
-        "fail",
-        "mismatch",
-        "expected",
-        "unexpected",
-        "wrong",
-        "got",
-        "but",
-        "instead",
-        "not",
-        "differ",
-        "✗",
-        "✘",
-    ];
+    assert_eq!(mismatches.len(), 1, "{}", describe(&out));
     assert!(
-        named.iter().any(|l| {
-            let l = l.to_lowercase();
-            FAILURE_WORDS.iter().any(|w| l.contains(w))
-        }),
-        "no line reports the failed probe host -> 10.93.0.2 tcp/22 as a failure \
-         (lines naming it: {named:?})\n{}",
+        mismatches[0].starts_with(
+            "plumb: mismatch: host -> 10.93.0.2 (10.93.0.2) tcp/22: expected reach, observed blocked ("
+        ),
+        "{}",
         describe(&out)
     );
 }

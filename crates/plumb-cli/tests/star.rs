@@ -35,7 +35,7 @@ fn star_up_members_ping_each_other_and_the_gateway() {
 fn star_up_twice_second_changes_nothing() {
     let sb = sandbox();
     let star = example("star.toml");
-    assert_second_up_changes_nothing(&sb, &star);
+    assert_second_up_changes_nothing(&sb, &star, "star");
 }
 
 #[test]

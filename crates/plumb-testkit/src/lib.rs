@@ -13,8 +13,7 @@
 //!
 //! If any of that cannot be established the constructor **panics** with the reason. It never
 //! skips, never returns early and never falls back to the real network: a test that cannot get a
-//! sandbox fails loudly (CI additionally sets `PLUMB_REQUIRE_SANDBOX=1`; this crate behaves as if
-//! that were always set).
+//! sandbox fails loudly, always. No environment variable changes that.
 //!
 //! The mount namespace shares the host's filesystem except `/run`, so files written under the
 //! temporary directory from [`Sandbox::write_file`] are readable inside.
@@ -22,10 +21,13 @@
 //! # The oracle
 //! Assertions go through `ip -j` (iproute2's JSON output), run inside the sandbox: see
 //! [`Sandbox::ip_json`], [`Sandbox::links`], [`Sandbox::addrs`], [`Sandbox::routes`],
-//! [`Sandbox::netns_list`] and [`Sandbox::snapshot`]. None of it uses plumb's own code, so a test
-//! that passes through the oracle does not merely agree with itself.
+//! [`Sandbox::netns_list`] and [`Sandbox::snapshot`]; sockets waiting for peers through `ss`
+//! ([`Sandbox::listening`]) and the processes inside a namespace through `/proc`
+//! ([`Sandbox::pids_in_netns`]). None of it uses plumb's own code, so a test that passes through
+//! the oracle does not merely agree with itself.
 //!
-//! Requires `nsenter` and `unshare` (util-linux), `ip` (iproute2) and `ping` (iputils-ping).
+//! Requires `nsenter` and `unshare` (util-linux), `ip` and `ss` (iproute2) and `ping`
+//! (iputils-ping).
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 

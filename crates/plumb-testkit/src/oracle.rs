@@ -172,8 +172,15 @@ impl Sandbox {
         let mut places: Vec<Option<String>> = vec![None];
         places.extend(self.netns_list().into_iter().map(Some));
         for ns in places {
-            let Ok(links) = self.try_ip_json_in(ns.as_deref(), &["link", "show"]) else {
-                continue; // deleted while we looked
+            let links = match self.try_ip_json_in(ns.as_deref(), &["link", "show"]) {
+                Ok(links) => links,
+                // Deleted while we looked: it holds nothing any more.
+                Err(_) if ns.as_ref().is_some_and(|n| !self.netns_list().contains(n)) => continue,
+                // Still listed but unreadable: hiding it could hide a leftover.
+                Err(e) => panic!(
+                    "namespace {} is listed but cannot be read\n{e}",
+                    ns.as_deref().unwrap_or("host")
+                ),
             };
             for l in array(links) {
                 if let Some(tag) = l["ifalias"].as_str().and_then(alias_tag) {
@@ -207,6 +214,63 @@ impl Sandbox {
             last = self.run(&argv);
         }
         last
+    }
+
+    /// The sockets in `ns` that wait for peers, as `ss -H -l -n -t -u` (iproute2) lists them: TCP
+    /// listeners and bound, unconnected UDP sockets, each as `PROTO LOCAL` (`tcp 0.0.0.0:8080`,
+    /// `udp [::]:53`), sorted. Panics if `ss` fails or prints a line it cannot read.
+    pub fn listening(&self, ns: Option<&str>) -> Vec<String> {
+        let mut argv = Vec::new();
+        if let Some(ns) = ns {
+            argv.extend(["ip", "netns", "exec", ns]);
+        }
+        argv.extend(["ss", "-H", "-l", "-n", "-t", "-u"]);
+        let out = self.run(&argv);
+        assert!(
+            out.status.success(),
+            "{argv:?} failed inside the sandbox\n{}",
+            describe(&out)
+        );
+        let mut found: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                // Netid State Recv-Q Send-Q Local:Port Peer:Port [Process]
+                let cols: Vec<&str> = l.split_whitespace().collect();
+                assert!(
+                    cols.len() >= 6 && matches!(cols[0], "tcp" | "udp"),
+                    "{argv:?} printed a line this oracle cannot read: {l:?}"
+                );
+                format!("{} {}", cols[0], cols[4])
+            })
+            .collect();
+        found.sort();
+        found
+    }
+
+    /// The processes with a thread in the named namespace `/run/netns/NAME`, sorted and without
+    /// duplicates: every `/proc/PID/task/TID/ns/net` that links to the namespace's inode, read
+    /// inside the sandbox. Panics if the namespace does not exist.
+    pub fn pids_in_netns(&self, name: &str) -> Vec<u32> {
+        let script = format!(
+            "ino=$(stat -L -c %i /run/netns/{name}) || exit 3; \
+             for t in /proc/[0-9]*/task/[0-9]*; do \
+               [ \"$(readlink \"$t/ns/net\" 2>/dev/null)\" = \"net:[$ino]\" ] && echo \"$t\"; \
+             done; exit 0"
+        );
+        let stdout = self.sh_ok(&script);
+        let mut pids: Vec<u32> = stdout
+            .lines()
+            .map(|l| {
+                l.strip_prefix("/proc/")
+                    .and_then(|rest| rest.split('/').next())
+                    .and_then(|pid| pid.parse().ok())
+                    .unwrap_or_else(|| panic!("unexpected /proc path {l:?}"))
+            })
+            .collect();
+        pids.sort_unstable();
+        pids.dedup();
+        pids
     }
 
     /// [`Sandbox::ping`], panicking with the output if no reply came.

@@ -36,6 +36,9 @@ pub struct Sandbox {
     pid: u32,
     plumb: Option<PathBuf>,
     holder_stderr: Arc<Mutex<String>>,
+    /// Says when the holder's stderr has been read to its end (the pipe closed). In a mutex so
+    /// that a sandbox can be shared between a test's threads.
+    stderr_done: Option<Mutex<mpsc::Receiver<()>>>,
     dir: TempDir,
 }
 
@@ -89,10 +92,15 @@ impl Sandbox {
         let pid = holder.id();
         let stdin = holder.stdin.take();
         let holder_stderr = Arc::new(Mutex::new(String::new()));
-        if let Some(err) = holder.stderr.take() {
+        let stderr_done = holder.stderr.take().map(|err| {
             let sink = Arc::clone(&holder_stderr);
-            thread::spawn(move || drain_into(err, &sink));
-        }
+            let (done_tx, done_rx) = mpsc::channel();
+            thread::spawn(move || {
+                drain_into(err, &sink);
+                let _ = done_tx.send(());
+            });
+            Mutex::new(done_rx)
+        });
         let (tx, rx) = mpsc::channel();
         if let Some(out) = holder.stdout.take() {
             thread::spawn(move || {
@@ -118,6 +126,7 @@ impl Sandbox {
             pid,
             plumb,
             holder_stderr,
+            stderr_done,
             dir: TempDir::new(),
         };
         match rx.recv_timeout(READY_TIMEOUT) {
@@ -139,7 +148,11 @@ impl Sandbox {
     fn fail(&mut self, what: &str, reason: &str) -> ! {
         let _ = self.holder.kill();
         let status = self.holder.wait();
-        thread::sleep(Duration::from_millis(50));
+        // Wait for the drain to reach the end of the pipe, so the message holds everything the
+        // holder said; bounded, since a grandchild may still hold the pipe open.
+        if let Some(Ok(done)) = self.stderr_done.as_ref().map(Mutex::lock) {
+            let _ = done.recv_timeout(Duration::from_secs(2));
+        }
         let stderr = self
             .holder_stderr
             .lock()

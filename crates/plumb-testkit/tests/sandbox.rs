@@ -2,6 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::process::Stdio;
 use std::time::Duration;
 
 use plumb_testkit::{Sandbox, TempDir};
@@ -78,11 +79,76 @@ fn sandbox_drop_ends_the_holder() {
 }
 
 #[test]
-fn wait_until_condition_met_returns() {
+fn wait_until_polls_until_the_condition_holds() {
     let sb = Sandbox::unshare();
-    sb.wait_until(Duration::from_secs(1), "lo exists", |s| {
-        s.link(None, "lo").is_some()
+    let mut calls = 0;
+    sb.wait_until(Duration::from_secs(30), "the third look", |_| {
+        calls += 1;
+        calls == 3
     });
+    assert_eq!(
+        calls, 3,
+        "wait_until must look again until the condition holds"
+    );
+}
+
+#[test]
+#[should_panic(expected = "timed out after 300ms waiting until never")]
+fn wait_until_condition_never_met_panics() {
+    let sb = Sandbox::unshare();
+    sb.wait_until(Duration::from_millis(300), "never", |_| false);
+}
+
+/// Holds a TCP listener on 7001 and a UDP socket on 7002 until its stdin closes.
+const LISTENER_PY: &str = r#"
+import socket, sys
+t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+t.bind(("0.0.0.0", 7001))
+t.listen(4)
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("0.0.0.0", 7002))
+print("ready", file=sys.stderr, flush=True)
+sys.stdin.read()
+"#;
+
+#[test]
+fn listening_and_pids_in_netns_see_a_listener_and_its_end() {
+    let sb = Sandbox::unshare();
+    sb.run_ok(&["ip", "netns", "add", "a"]);
+    sb.run_ok(&["ip", "-n", "a", "link", "set", "lo", "up"]);
+    assert!(sb.listening(Some("a")).is_empty());
+    assert!(sb.pids_in_netns("a").is_empty());
+
+    let mut cmd = sb.command(&["ip", "netns", "exec", "a", "python3", "-c", LISTENER_PY]);
+    cmd.stdin(Stdio::piped());
+    let mut child = sb.spawn_until_stderr(cmd, "ready", Duration::from_secs(30));
+    assert_eq!(
+        sb.listening(Some("a")),
+        ["tcp 0.0.0.0:7001", "udp 0.0.0.0:7002"]
+    );
+    assert!(
+        sb.listening(None).is_empty(),
+        "the sandbox's own namespace has a's sockets"
+    );
+    // nsenter and `ip netns exec` both exec: the child is the python process itself.
+    assert_eq!(sb.pids_in_netns("a"), [child.id()]);
+
+    drop(child.stdin.take());
+    let status = child.wait().expect("wait for the listener");
+    assert!(status.success(), "the listener failed: {status}");
+    assert!(sb.listening(Some("a")).is_empty());
+    assert!(sb.pids_in_netns("a").is_empty());
+}
+
+#[test]
+#[should_panic(expected = "is listed but cannot be read")]
+fn tagged_listed_namespace_that_cannot_be_read_panics() {
+    // A file in /run/netns that is not a namespace: `ip netns list` shows it, `ip -n` fails.
+    // Skipping it silently could hide a leftover from a "nothing is tagged" assertion.
+    let sb = Sandbox::unshare();
+    sb.sh_ok("mkdir -p /run/netns && touch /run/netns/stale");
+    assert_eq!(sb.netns_list(), ["stale"]);
+    let _ = sb.tagged();
 }
 
 #[test]
@@ -108,4 +174,11 @@ fn sandbox_binary_that_exits_before_ready_panics() {
     let fake = dir.write("plumb", "#!/bin/sh\necho 'no sandbox here'\nexit 3\n");
     std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
     let _ = Sandbox::new(&fake);
+}
+
+#[test]
+fn sandbox_can_be_shared_between_a_tests_threads() {
+    // Tests probe several paths at once from scoped threads that share one sandbox.
+    fn shared<T: Send + Sync>() {}
+    shared::<Sandbox>();
 }
