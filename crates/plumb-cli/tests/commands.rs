@@ -218,6 +218,8 @@ fn oracle_interfaces(
                 "kind": kind,
                 "up": has_flag(l, "UP"),
                 "lower_up": has_flag(l, "LOWER_UP"),
+                // iproute2 prints the operational state in capitals (UP, LOWERLAYERDOWN).
+                "state": l["operstate"].as_str().unwrap_or("?").to_lowercase(),
                 "mtu": l["mtu"],
                 "mac": l["address"],
                 "addresses": addresses,

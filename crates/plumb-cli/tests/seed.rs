@@ -117,14 +117,15 @@ fn seed_up_dry_run_changes_nothing_and_prints_the_plan() {
     );
     // The steps, as a set: what the seed does by hand, nothing more, nothing less.
     let mut want = vec![
+        // A new interface's `up` has nothing to restore: `prev` is null.
         json!({ "op": "create_ns", "ns": "ns1" }),
         json!({ "op": "create_ns", "ns": "ns2" }),
         json!({ "op": "create_veth", "a": end("ns1", "eth1000"), "b": end("host", "veth1") }),
         json!({ "op": "create_veth", "a": end("ns1", "veth-ns2"), "b": end("ns2", "veth-ns1") }),
-        json!({ "op": "set_link", "node": "host", "name": "veth1", "set": { "up": true } }),
-        json!({ "op": "set_link", "node": "ns1", "name": "eth1000", "set": { "up": true } }),
-        json!({ "op": "set_link", "node": "ns1", "name": "veth-ns2", "set": { "up": true } }),
-        json!({ "op": "set_link", "node": "ns2", "name": "veth-ns1", "set": { "up": true } }),
+        json!({ "op": "set_link", "node": "host", "name": "veth1", "set": { "up": true }, "prev": null }),
+        json!({ "op": "set_link", "node": "ns1", "name": "eth1000", "set": { "up": true }, "prev": null }),
+        json!({ "op": "set_link", "node": "ns1", "name": "veth-ns2", "set": { "up": true }, "prev": null }),
+        json!({ "op": "set_link", "node": "ns2", "name": "veth-ns1", "set": { "up": true }, "prev": null }),
         json!({ "op": "add_addr", "node": "host", "dev": "veth1", "addr": "10.66.77.25/24" }),
         json!({ "op": "add_addr", "node": "ns1", "dev": "eth1000", "addr": "10.66.77.24/24" }),
         json!({ "op": "add_addr", "node": "ns1", "dev": "veth-ns2", "addr": "10.66.78.1/24" }),

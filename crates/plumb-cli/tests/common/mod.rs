@@ -342,12 +342,14 @@ pub fn ls_names(sb: &Sandbox) -> Vec<String> {
 }
 
 /// `plumb up FILE --dry-run --json`: asserts it exits `code` (1: there are changes, 0: none)
-/// and has no conflicts; returns its steps.
+/// and is a version 1 dry-run report; returns its steps. (Conflicts are an error, exit 2.)
 pub fn dry_run_plan(sb: &Sandbox, file: &str, code: i32) -> Vec<Value> {
     let out = sb.plumb(&["up", file, "--dry-run", "--json"]);
     assert_exit(&out, code, "plumb up --dry-run --json");
     let plan = stdout_json(&out);
-    assert_eq!(plan["conflicts"], serde_json::json!([]), "{plan:#}");
+    assert_eq!(plan["version"], serde_json::json!(1), "{plan:#}");
+    assert_eq!(plan["dry_run"], serde_json::json!(true), "{plan:#}");
+    assert_eq!(plan["recovered"], serde_json::json!([]), "{plan:#}");
     let steps = plan["steps"]
         .as_array()
         .unwrap_or_else(|| panic!("the plan has no steps array: {plan:#}"))
