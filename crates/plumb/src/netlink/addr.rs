@@ -58,26 +58,29 @@ pub fn delete(index: u32, net: &IpNet) -> (RouteNetlinkMessage, u16) {
 /// Equivalent to `ip addr show`.
 pub fn dump(sock: &mut NlSocket) -> Result<Vec<AddrState>, NetlinkError> {
     let replies = sock.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
-    let mut out = Vec::new();
-    for m in replies {
-        if let RouteNetlinkMessage::NewAddress(a) = m {
-            let mut ip: Option<IpAddr> = None;
-            for attr in &a.attributes {
-                match attr {
-                    AddressAttribute::Local(l) => ip = Some(*l),
-                    AddressAttribute::Address(x) if ip.is_none() => ip = Some(*x),
-                    _ => {}
-                }
-            }
-            if let Some(ip) = ip {
-                if let Ok(net) = IpNet::new(ip, a.header.prefix_len) {
-                    out.push(AddrState {
-                        index: a.header.index,
-                        addr: net,
-                    });
-                }
-            }
+    Ok(replies
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) => parse(a),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Decodes a `RTM_NEWADDR` into plumb's view of an address (`IFA_LOCAL`, or `IFA_ADDRESS` for
+/// an address without a local one); `None` if it carries neither.
+pub fn parse(a: &AddressMessage) -> Option<AddrState> {
+    let mut ip: Option<IpAddr> = None;
+    for attr in &a.attributes {
+        match attr {
+            AddressAttribute::Local(l) => ip = Some(*l),
+            AddressAttribute::Address(x) if ip.is_none() => ip = Some(*x),
+            _ => {}
         }
     }
-    Ok(out)
+    let net = IpNet::new(ip?, a.header.prefix_len).ok()?;
+    Some(AddrState {
+        index: a.header.index,
+        addr: net,
+    })
 }

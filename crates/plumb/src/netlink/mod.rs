@@ -124,6 +124,52 @@ pub fn is_gone_errno(errno: i32) -> bool {
     )
 }
 
+/// Collects the answer to one dump, datagram by datagram.
+#[derive(Debug)]
+pub struct DumpReader {
+    seq: u32,
+    /// The messages of the answer so far.
+    pub replies: Vec<RouteNetlinkMessage>,
+    /// The kernel marked a message `NLM_F_DUMP_INTR`: the table changed while it was read,
+    /// so the answer mixes two states and must be read again.
+    pub interrupted: bool,
+}
+
+impl DumpReader {
+    /// A reader for the dump sent with sequence number `seq`.
+    pub fn new(seq: u32) -> Self {
+        DumpReader {
+            seq,
+            replies: Vec::new(),
+            interrupted: false,
+        }
+    }
+
+    /// Reads one datagram; `Ok(true)` once the dump is complete. Messages of other sequence
+    /// numbers are ignored.
+    pub fn feed(&mut self, datagram: &[u8]) -> Result<bool, NetlinkError> {
+        for (hdr, bytes) in ack::messages(datagram) {
+            if hdr.seq != self.seq {
+                continue;
+            }
+            self.interrupted |= hdr.flags & NLM_F_DUMP_INTR != 0;
+            match ack::decode(hdr, bytes) {
+                Ack::Done { code: 0 } | Ack::Error { code: 0, .. } => return Ok(true),
+                Ack::Done { code } => return Err(NetlinkError::kernel(-code, None)),
+                Ack::Error { code, ext, .. } => return Err(NetlinkError::kernel(-code, ext)),
+                Ack::Other => {
+                    let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                        .map_err(|e| NetlinkError::Decode(e.to_string()))?;
+                    if let NetlinkPayload::InnerMessage(inner) = m.payload {
+                        self.replies.push(inner);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    }
+}
+
 /// A `NETLINK_ROUTE` socket bound to the namespace it was opened in.
 pub struct NlSocket {
     sock: Socket,
@@ -360,8 +406,7 @@ impl NlSocket {
         m.serialize(&mut out);
         self.send_all(&out)
             .map_err(|source| NetlinkError::Socket { op: "send", source })?;
-        let mut replies = Vec::new();
-        let mut interrupted = false;
+        let mut reader = DumpReader::new(seq);
         loop {
             let len = loop {
                 match self.sock.recv(&mut &mut self.buf[..], 0) {
@@ -370,25 +415,8 @@ impl NlSocket {
                     Err(source) => return Err(NetlinkError::Socket { op: "recv", source }),
                 }
             };
-            for (hdr, bytes) in ack::messages(&self.buf[..len]) {
-                if hdr.seq != seq {
-                    continue;
-                }
-                interrupted |= hdr.flags & NLM_F_DUMP_INTR != 0;
-                match ack::decode(hdr, bytes) {
-                    Ack::Done { code: 0 } | Ack::Error { code: 0, .. } => {
-                        return Ok((replies, interrupted))
-                    }
-                    Ack::Done { code } => return Err(NetlinkError::kernel(-code, None)),
-                    Ack::Error { code, ext, .. } => return Err(NetlinkError::kernel(-code, ext)),
-                    Ack::Other => {
-                        let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
-                            .map_err(|e| NetlinkError::Decode(e.to_string()))?;
-                        if let NetlinkPayload::InnerMessage(inner) = m.payload {
-                            replies.push(inner);
-                        }
-                    }
-                }
+            if reader.feed(&self.buf[..len])? {
+                return Ok((reader.replies, reader.interrupted));
             }
         }
     }
@@ -417,6 +445,54 @@ mod tests {
         assert_eq!(replay_kind(&m, 0), Replay::Same);
         let d = RouteNetlinkMessage::DelLink(LinkMessage::default());
         assert_eq!(replay_kind(&d, 0), Replay::Delete);
+    }
+
+    /// A dump reply as the kernel sends it: one `RTM_NEWLINK` (flags as given) then `NLMSG_DONE`.
+    fn dump_datagram(seq: u32, flags: u16) -> Vec<u8> {
+        let mut link = LinkMessage::default();
+        link.header.index = 1;
+        link.attributes
+            .push(netlink_packet_route::link::LinkAttribute::IfName(
+                "lo".into(),
+            ));
+        let mut header = NetlinkHeader::default();
+        header.flags = flags;
+        header.sequence_number = seq;
+        let mut m = NetlinkMessage::new(
+            header,
+            NetlinkPayload::from(RouteNetlinkMessage::NewLink(link)),
+        );
+        m.finalize();
+        let mut out = vec![0; m.buffer_len()];
+        m.serialize(&mut out);
+        // NLMSG_DONE with a 0 error code.
+        let mut done = Vec::new();
+        done.extend_from_slice(&20u32.to_ne_bytes());
+        done.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
+        done.extend_from_slice(&(flags & NLM_F_DUMP_INTR | 2).to_ne_bytes());
+        done.extend_from_slice(&seq.to_ne_bytes());
+        done.extend_from_slice(&0u32.to_ne_bytes());
+        done.extend_from_slice(&0i32.to_ne_bytes());
+        out.extend_from_slice(&done);
+        out
+    }
+
+    #[test]
+    fn dump_reader_collects_until_done_and_notices_dump_intr() {
+        let mut r = DumpReader::new(5);
+        assert!(r.feed(&dump_datagram(5, 2)).unwrap());
+        assert_eq!(r.replies.len(), 1);
+        assert!(!r.interrupted);
+        let mut r = DumpReader::new(5);
+        assert!(r.feed(&dump_datagram(5, 2 | NLM_F_DUMP_INTR)).unwrap());
+        assert!(
+            r.interrupted,
+            "NLM_F_DUMP_INTR must make the dump be read again"
+        );
+        // Another request's messages are not part of this dump.
+        let mut r = DumpReader::new(6);
+        assert!(!r.feed(&dump_datagram(5, 2)).unwrap());
+        assert!(r.replies.is_empty());
     }
 
     #[test]

@@ -103,45 +103,48 @@ pub fn delete(r: &RouteSpec) -> (RouteNetlinkMessage, u16) {
 /// Equivalent to `ip route show table main` (both families).
 pub fn dump(sock: &mut NlSocket) -> Result<Vec<RouteState>, NetlinkError> {
     let replies = sock.dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))?;
-    let mut out = Vec::new();
-    for m in replies {
-        let RouteNetlinkMessage::NewRoute(r) = m else {
-            continue;
-        };
-        if r.header.table != RT_TABLE_MAIN || r.header.kind != RouteType::Unicast {
-            continue;
-        }
-        let mut dst = None;
-        let mut via = None;
-        let mut oif = None;
-        let mut table = u32::from(r.header.table);
-        for a in &r.attributes {
-            match a {
-                RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = Some(IpAddr::V4(*d)),
-                RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = Some(IpAddr::V6(*d)),
-                RouteAttribute::Gateway(RouteAddress::Inet(g)) => via = Some(IpAddr::V4(*g)),
-                RouteAttribute::Gateway(RouteAddress::Inet6(g)) => via = Some(IpAddr::V6(*g)),
-                RouteAttribute::Oif(o) => oif = Some(*o),
-                RouteAttribute::Table(t) => table = *t,
-                _ => {}
-            }
-        }
-        if table != u32::from(RT_TABLE_MAIN) {
-            continue;
-        }
-        let base = dst.unwrap_or(match r.header.address_family {
-            AddressFamily::Inet6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-            _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
-        });
-        let Ok(dst) = IpNet::new(base, r.header.destination_prefix_length) else {
-            continue;
-        };
-        out.push(RouteState {
-            dst,
-            via,
-            oif,
-            protocol: u8::from(r.header.protocol),
-        });
+    Ok(replies
+        .iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r) => parse(r),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Decodes a `RTM_NEWROUTE` of the main table's unicast routes into plumb's view of a route;
+/// `None` for any other table or type.
+pub fn parse(r: &RouteMessage) -> Option<RouteState> {
+    if r.header.table != RT_TABLE_MAIN || r.header.kind != RouteType::Unicast {
+        return None;
     }
-    Ok(out)
+    let mut dst = None;
+    let mut via = None;
+    let mut oif = None;
+    let mut table = u32::from(r.header.table);
+    for a in &r.attributes {
+        match a {
+            RouteAttribute::Destination(RouteAddress::Inet(d)) => dst = Some(IpAddr::V4(*d)),
+            RouteAttribute::Destination(RouteAddress::Inet6(d)) => dst = Some(IpAddr::V6(*d)),
+            RouteAttribute::Gateway(RouteAddress::Inet(g)) => via = Some(IpAddr::V4(*g)),
+            RouteAttribute::Gateway(RouteAddress::Inet6(g)) => via = Some(IpAddr::V6(*g)),
+            RouteAttribute::Oif(o) => oif = Some(*o),
+            RouteAttribute::Table(t) => table = *t,
+            _ => {}
+        }
+    }
+    if table != u32::from(RT_TABLE_MAIN) {
+        return None;
+    }
+    let base = dst.unwrap_or(match r.header.address_family {
+        AddressFamily::Inet6 => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        _ => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+    });
+    let dst = IpNet::new(base, r.header.destination_prefix_length).ok()?;
+    Some(RouteState {
+        dst,
+        via,
+        oif,
+        protocol: u8::from(r.header.protocol),
+    })
 }
