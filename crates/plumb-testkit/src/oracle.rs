@@ -284,11 +284,59 @@ impl Sandbox {
         );
     }
 
+    /// `nft -j list ruleset` in the sandbox (`None`) or inside a named namespace, without the
+    /// handles the kernel numbers objects with (a table that is deleted and recreated with the
+    /// same content gets new ones) and without nft's own `metainfo`.
+    pub fn nft_ruleset(&self, ns: Option<&str>) -> Value {
+        self.try_nft_ruleset(ns).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Like [`Sandbox::nft_ruleset`], but returns the failure instead of panicking.
+    pub fn try_nft_ruleset(&self, ns: Option<&str>) -> Result<Value, String> {
+        let mut argv = Vec::new();
+        if let Some(ns) = ns {
+            argv.extend(["ip", "netns", "exec", ns]);
+        }
+        argv.extend(["nft", "-j", "list", "ruleset"]);
+        let out = self.run(&argv);
+        if !out.status.success() {
+            return Err(format!("{argv:?} failed\n{}", describe(&out)));
+        }
+        let mut v = parse_json(&argv, &out.stdout);
+        fn strip(v: &mut Value) {
+            match v {
+                Value::Object(m) => {
+                    m.remove("handle");
+                    m.values_mut().for_each(strip);
+                }
+                Value::Array(items) => {
+                    items.retain(|i| i.get("metainfo").is_none());
+                    items.iter_mut().for_each(strip);
+                }
+                _ => {}
+            }
+        }
+        strip(&mut v);
+        Ok(v)
+    }
+
+    /// The files plumb keeps in its state directory (`/run/plumb`): locks and journals. Empty
+    /// when no plumb runs and no change was interrupted.
+    pub fn plumb_state_files(&self) -> Vec<String> {
+        let out = self.run(&["sh", "-c", "ls -A /run/plumb 2>/dev/null || true"]);
+        let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        v.sort();
+        v
+    }
+
     /// The whole observable state, volatile values stripped (see [`strip_volatile`]):
-    /// `{"netns": [names], "nodes": {"host"|NAME: {"link", "addr", "route4", "route6"}}}`,
+    /// `{"netns": [names], "nodes": {"host"|NAME: {"link", "addr", "route4", "route6", "nft"}}}`,
     /// where each view is the `ip -j` dump (`-d link`, `addr`, `-4 route show table all`,
-    /// `-6 route show table all`). Two snapshots are equal when nothing was reconfigured,
-    /// ifindexes included.
+    /// `-6 route show table all`) and `nft -j list ruleset` without handles. Two snapshots are
+    /// equal when nothing was reconfigured, ifindexes included.
     pub fn snapshot(&self) -> Value {
         let netns = self.netns_list();
         let mut nodes = Map::new();
@@ -302,11 +350,23 @@ impl Sandbox {
                 ("route4", &["-4", "route", "show", "table", "all"][..]),
                 ("route6", &["-6", "route", "show", "table", "all"][..]),
             ] {
-                let view = self
+                let mut view = self
                     .try_ip_json_in(ns, args)
                     .unwrap_or_else(|e| json!({ "error": e }));
+                if key.starts_with("route") {
+                    // Routes to one prefix are listed in the order they were inserted: a port
+                    // taken down and up again moves its (kernel-made) routes to the end. The
+                    // order is not configuration; the set of routes is.
+                    if let Value::Array(routes) = &mut view {
+                        routes.sort_by_key(|r| r.to_string());
+                    }
+                }
                 views.insert(key.to_string(), view);
             }
+            let nft = self
+                .try_nft_ruleset(ns)
+                .unwrap_or_else(|e| json!({ "error": e }));
+            views.insert("nft".to_string(), nft);
             nodes.insert(ns.unwrap_or("host").to_string(), Value::Object(views));
         }
         let mut snap = json!({ "netns": netns, "nodes": nodes });

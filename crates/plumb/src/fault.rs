@@ -2,7 +2,8 @@
 //! which the test suite enables and release builds never do: a release binary contains no
 //! hook and reads no environment variable for it.
 //!
-//! One fault per process, read once from `PLUMB_FAULT`:
+//! Faults are read once from `PLUMB_FAULT`, several separated by commas (for example
+//! `step=5,request=del-link:1`: a build step fails, then the rollback's first delete is refused):
 //!
 //! - `request=N`, `request=KIND:N`: the N-th netlink request (of that kind) that plumb sends is
 //!   made one the kernel refuses (its message type is replaced by one past `RTM_MAX`, answered
@@ -27,10 +28,13 @@ enum Fault {
     StallNs(usize),
 }
 
-fn fault() -> Option<&'static Fault> {
-    static F: OnceLock<Option<Fault>> = OnceLock::new();
-    F.get_or_init(|| parse(&std::env::var("PLUMB_FAULT").ok()?))
-        .as_ref()
+fn faults() -> &'static [Fault] {
+    static F: OnceLock<Vec<Fault>> = OnceLock::new();
+    F.get_or_init(|| {
+        std::env::var("PLUMB_FAULT")
+            .map(|v| v.split(',').filter_map(parse).collect())
+            .unwrap_or_default()
+    })
 }
 
 fn parse(spec: &str) -> Option<Fault> {
@@ -105,15 +109,24 @@ fn has_alias(msg: &[u8]) -> bool {
 /// Called for every netlink request as it is encoded: makes the chosen one a refused one.
 pub(crate) fn on_request(msg: &mut [u8]) {
     static SEEN: AtomicUsize = AtomicUsize::new(0);
-    static SEEN_KIND: AtomicUsize = AtomicUsize::new(0);
-    let Some(Fault::Request { kind, n }) = fault() else {
-        return;
+    let seen = SEEN.fetch_add(1, Ordering::SeqCst) + 1;
+    let kind = kind_of(msg);
+    static SEEN_KIND: OnceLock<std::sync::Mutex<std::collections::HashMap<&'static str, usize>>> =
+        OnceLock::new();
+    let of_kind = {
+        let mut m = SEEN_KIND
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let c = m.entry(kind).or_insert(0);
+        *c += 1;
+        *c
     };
-    let hit = match kind {
-        None => SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n,
-        Some(k) if kind_of(msg) == k => SEEN_KIND.fetch_add(1, Ordering::SeqCst) + 1 == *n,
-        Some(_) => false,
-    };
+    let hit = faults().iter().any(|f| match f {
+        Fault::Request { kind: None, n } => seen == *n,
+        Fault::Request { kind: Some(k), n } => kind == k && of_kind == *n,
+        _ => false,
+    });
     if hit {
         msg[4..6].copy_from_slice(&REFUSED_TYPE.to_ne_bytes());
     }
@@ -121,18 +134,18 @@ pub(crate) fn on_request(msg: &mut [u8]) {
 
 /// The 1-based number of the step to fail before it runs, if any.
 pub(crate) fn failing_step() -> Option<usize> {
-    match fault() {
-        Some(Fault::Step(n)) => Some(*n),
+    faults().iter().find_map(|f| match f {
+        Fault::Step(n) => Some(*n),
         _ => None,
-    }
+    })
 }
 
 /// The step count after which to stall, if any.
 pub(crate) fn stall_after() -> Option<usize> {
-    match fault() {
-        Some(Fault::Stall(n)) => Some(*n),
+    faults().iter().find_map(|f| match f {
+        Fault::Stall(n) => Some(*n),
         _ => None,
-    }
+    })
 }
 
 /// Stalls forever (until killed), saying so on stderr.
@@ -146,10 +159,12 @@ pub(crate) fn stall() -> ! {
 /// Called by the namespace worker once a placeholder file exists.
 pub(crate) fn on_namespace_placeholder() {
     static SEEN: AtomicUsize = AtomicUsize::new(0);
-    if let Some(Fault::StallNs(n)) = fault() {
-        if SEEN.fetch_add(1, Ordering::SeqCst) + 1 == *n {
-            stall();
-        }
+    let seen = SEEN.fetch_add(1, Ordering::SeqCst) + 1;
+    if faults()
+        .iter()
+        .any(|f| matches!(f, Fault::StallNs(n) if *n == seen))
+    {
+        stall();
     }
 }
 

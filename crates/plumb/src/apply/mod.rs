@@ -121,7 +121,7 @@ pub fn run(
         for (step, r) in batch.iter().zip(results) {
             match r {
                 Ok(()) => done.push(step),
-                Err(e) if step.is_delete() && e.is_gone() => done.push(step),
+                Err(e) if step.tolerates_gone() && e.is_gone() => done.push(step),
                 Err(error) if phase == Phase::Commit => commit_failures.push(StepFailure {
                     step: step.clone(),
                     error,
@@ -209,16 +209,20 @@ fn rollback(done: &[&Step], backend: &mut dyn Backend) -> Vec<StepFailure> {
 /// already gone counts as done.
 pub fn run_teardown(plan: &Plan, backend: &mut dyn Backend) -> Vec<StepFailure> {
     let mut failures = Vec::new();
-    for range in batches(&plan.steps, &[]) {
-        let batch = &plan.steps[range];
-        for (step, r) in batch.iter().zip(backend.execute(batch)) {
+    for range in batches(&plan.steps, &fault_cuts()) {
+        let batch = &plan.steps[range.clone()];
+        for (step, r) in batch.iter().zip(execute(backend, batch, &range)) {
             match r {
-                Err(e) if !(step.is_delete() && e.is_gone()) => failures.push(StepFailure {
+                Err(e) if !(step.tolerates_gone() && e.is_gone()) => failures.push(StepFailure {
                     step: step.clone(),
                     error: e,
                 }),
                 _ => {}
             }
+        }
+        #[cfg(feature = "fault-injection")]
+        if crate::fault::stall_after() == Some(range.end) {
+            crate::fault::stall();
         }
     }
     failures

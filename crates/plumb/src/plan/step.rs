@@ -296,6 +296,13 @@ impl Step {
         )
     }
 
+    /// A failure that says "already gone" counts as done: for removals, and for taking an
+    /// interface out of the way or back (one that vanished by itself — a veth whose peer's
+    /// namespace is being destroyed — is out of the way, and cannot be brought back).
+    pub fn tolerates_gone(&self) -> bool {
+        self.is_delete() || matches!(self, Step::ParkLink { .. } | Step::UnparkLink { .. })
+    }
+
     /// The phase the step belongs to in a plan from [`crate::plan::diff`].
     pub fn phase(&self) -> Phase {
         if self.is_delete() {
