@@ -32,11 +32,13 @@
 #![forbid(unsafe_code)]
 
 mod fixture;
+mod inside;
 mod oracle;
 mod output;
 mod sandbox;
 
 pub use fixture::TempDir;
+pub use inside::in_fresh_netns;
 pub use oracle::{alias_tag, line_diff, strip_volatile, PLUMB_ALIAS_PREFIX};
 pub use output::describe;
 pub use sandbox::Sandbox;

@@ -175,6 +175,7 @@ pub struct NlSocket {
     sock: Socket,
     seq: u32,
     buf: Vec<u8>,
+    replayed: usize,
 }
 
 impl std::fmt::Debug for NlSocket {
@@ -209,13 +210,24 @@ impl NlSocket {
             sock,
             seq: 1,
             buf: vec![0; 1 << 16],
+            replayed: 0,
         })
+    }
+
+    /// How many requests were sent again because their acknowledgements were lost.
+    pub fn replayed(&self) -> usize {
+        self.replayed
     }
 
     /// Sets the receive buffer size (`SO_RCVBUF`): tests shrink it to make acks overflow.
     #[doc(hidden)]
     pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
         self.sock.set_rx_buf_sz(bytes)
+    }
+
+    /// The receive buffer size the kernel granted (`SO_RCVBUF`).
+    pub fn receive_buffer(&self) -> io::Result<usize> {
+        self.sock.get_rx_buf_sz()
     }
 
     fn encode(&mut self, requests: impl IntoIterator<Item = Request>) -> Encoded {
@@ -343,6 +355,7 @@ impl NlSocket {
             lost = missing.len(),
             "netlink acks lost (ENOBUFS): replaying"
         );
+        self.replayed += missing.len();
         // One at a time: a replay must not overflow the buffer again.
         for i in missing {
             let (start, end, _, replay) = enc.spans[i];
