@@ -1,0 +1,112 @@
+//! Problems gathered by byte offset while loading, and the offsets turned into lines and columns.
+
+use std::collections::HashSet;
+
+use super::{Diagnostic, DiagnosticKind, ModelError};
+
+/// Turns byte offsets into 1-based lines and columns.
+pub(crate) struct LineIndex<'s> {
+    src: &'s str,
+    starts: Vec<usize>,
+}
+
+impl<'s> LineIndex<'s> {
+    pub(crate) fn new(src: &'s str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(
+            src.bytes()
+                .enumerate()
+                .filter(|&(_, b)| b == b'\n')
+                .map(|(i, _)| i + 1),
+        );
+        LineIndex { src, starts }
+    }
+
+    /// The byte offset where 1-based `line` starts (the end of the text past the last line).
+    pub(crate) fn line_start(&self, line: usize) -> usize {
+        self.starts
+            .get(line.saturating_sub(1))
+            .copied()
+            .unwrap_or(self.src.len())
+    }
+
+    /// The 1-based line of a byte offset.
+    pub(crate) fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset.
+    pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.src.len());
+        let line = self.line(offset);
+        let start = self.starts[line - 1];
+        let col = match self.src.get(start..offset) {
+            Some(s) => s.chars().count(),
+            None => offset - start,
+        };
+        (line, col + 1)
+    }
+}
+
+/// Problems found so far, by byte offset; turned into [`Diagnostic`]s at the end.
+pub(crate) struct Sink<'s> {
+    pub(crate) index: LineIndex<'s>,
+    found: Vec<(usize, DiagnosticKind)>,
+}
+
+impl<'s> Sink<'s> {
+    pub(crate) fn new(src: &'s str) -> Self {
+        Sink {
+            index: LineIndex::new(src),
+            found: Vec::new(),
+        }
+    }
+
+    /// Records a problem at byte offset `at`.
+    pub(crate) fn report(&mut self, at: usize, kind: DiagnosticKind) {
+        self.found.push((at, kind));
+    }
+
+    /// The line of byte offset `at`.
+    pub(crate) fn line(&self, at: usize) -> usize {
+        self.index.line(at)
+    }
+
+    pub(crate) fn is_clean(&self) -> bool {
+        self.found.is_empty()
+    }
+
+    /// The problems, in file order.
+    pub(crate) fn into_error(self, origin: &str) -> ModelError {
+        let mut found = self.found;
+        // Stable: problems at the same place keep the order they were found in.
+        found.sort_by_key(|(at, _)| *at);
+        // A range declares many nodes from one line; a problem in it is reported once per place.
+        let mut seen = HashSet::new();
+        found.retain(|(at, kind)| seen.insert((*at, std::mem::discriminant(kind))));
+        let diagnostics = found
+            .into_iter()
+            .map(|(at, kind)| {
+                let (line, col) = self.index.line_col(at);
+                Diagnostic::new(origin, line, col, kind)
+            })
+            .collect();
+        ModelError::Invalid { diagnostics }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_index_offsets_map_to_one_based_positions() {
+        let idx = LineIndex::new("ab\ncd\n\nxé z");
+        assert_eq!(idx.line_col(0), (1, 1));
+        assert_eq!(idx.line_col(1), (1, 2));
+        assert_eq!(idx.line_col(3), (2, 1));
+        assert_eq!(idx.line_col(6), (3, 1));
+        // `é` is two bytes but one column.
+        assert_eq!(idx.line_col(11), (4, 4));
+    }
+}

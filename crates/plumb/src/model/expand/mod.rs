@@ -1,0 +1,135 @@
+//! Expansion stage: the lab as written -> the typed, expanded [`Topology`].
+//!
+//! Resolves every reference (link endpoints, bridge nodes, network members, probes), expands
+//! `[networks.*]` into a bridge, veth pairs, addresses and default routes, and checks what needs
+//! the whole lab: duplicate names, interfaces used twice, overlapping subnets, reachable gateways.
+//! Every name lookup is a hash lookup, so a network of a thousand members costs a thousand steps.
+//!
+//! One file per concern: `nodes` (declarations and the interface names each node uses),
+//! `bridges`, `links` (endpoints resolved into veth pairs), `networks` (a network expanded into a
+//! bridge, members, addresses and routes) with its address `pool`, and `checks` (what can only be
+//! checked once everything is placed: unconnected interfaces, routes, probes).
+
+mod bridges;
+mod checks;
+mod links;
+mod networks;
+mod nodes;
+mod pool;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, HashSet};
+
+use super::error::Sink;
+use super::names::LabName;
+use super::raw::RawLab;
+use super::types::{Bridge, Link, Network, NodeRef, Topology};
+
+use bridges::BridgeInfo;
+use nodes::NodeBuild;
+
+/// Expands and cross-checks `raw`. `None` when any problem was reported (here or before).
+pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
+    let lab = match &raw.name {
+        Some(n) => n.v.clone(),
+        // Reported already; a stand-in lets the rest of the file be checked.
+        None => LabName::new("lab").expect("`lab` is a valid lab name"),
+    };
+    let mut x = Expander::new(sink, lab, raw.refused);
+    for node in raw.nodes {
+        x.declare(node);
+    }
+    let members: Vec<_> = raw.networks.iter().map(|n| x.members(n)).collect();
+    for b in raw.bridges {
+        x.bridge(b);
+    }
+    for net in &raw.networks {
+        x.network_name(net);
+    }
+    for link in raw.links {
+        x.link(&link.ends, link.mtu);
+    }
+    let mut published = HashMap::new();
+    let mut subnets = Vec::new();
+    for (net, members) in raw.networks.into_iter().zip(members) {
+        x.network(net, members, &mut subnets, &mut published);
+    }
+    x.unconnected();
+    x.routes();
+    let expects = raw
+        .expects
+        .into_iter()
+        .filter_map(|e| x.expect(e))
+        .collect();
+    if !x.sink.is_clean() {
+        return None;
+    }
+    Some(Topology {
+        name: x.lab,
+        host: x.host.finish(),
+        nodes: x.nodes.into_iter().map(NodeBuild::finish).collect(),
+        bridges: x.bridges,
+        links: x.links,
+        networks: x.networks,
+        expects,
+    })
+}
+
+/// A node of the lab being built: the host or an index into `Expander::nodes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum NodeId {
+    Host,
+    Ns(usize),
+}
+
+struct Expander<'a, 's> {
+    sink: &'a mut Sink<'s>,
+    lab: LabName,
+    host: NodeBuild,
+    nodes: Vec<NodeBuild>,
+    index: HashMap<String, usize>,
+    refused: HashSet<String>,
+    bridge_names: HashMap<String, BridgeInfo>,
+    bridges: Vec<Bridge>,
+    links: Vec<Link>,
+    networks: Vec<Network>,
+}
+
+impl<'a, 's> Expander<'a, 's> {
+    fn new(sink: &'a mut Sink<'s>, lab: LabName, refused: HashSet<String>) -> Self {
+        Expander {
+            sink,
+            lab,
+            host: NodeBuild::new(NodeRef::Host, 0),
+            nodes: Vec::new(),
+            index: HashMap::new(),
+            refused,
+            bridge_names: HashMap::new(),
+            bridges: Vec::new(),
+            links: Vec::new(),
+            networks: Vec::new(),
+        }
+    }
+
+    fn node(&self, id: NodeId) -> &NodeBuild {
+        match id {
+            NodeId::Host => &self.host,
+            NodeId::Ns(i) => &self.nodes[i],
+        }
+    }
+
+    fn node_mut(&mut self, id: NodeId) -> &mut NodeBuild {
+        match id {
+            NodeId::Host => &mut self.host,
+            NodeId::Ns(i) => &mut self.nodes[i],
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<NodeId> {
+        if name == "host" {
+            return Some(NodeId::Host);
+        }
+        self.index.get(name).map(|&i| NodeId::Ns(i))
+    }
+}
