@@ -93,6 +93,20 @@ impl DiagnosticKind {
             K::HostMember { .. } => {
                 "remove `host` from `members`; the host reaches the network through its bridge".into()
             }
+            K::HostFirewall => {
+                "remove the firewall of `host` and put firewalls on the lab's nodes instead, for \
+                 example `[nodes.web.firewall]`"
+                    .into()
+            }
+            K::Ipv6Nat { key: "nat", .. } => {
+                "remove `nat = true`, or give the network an IPv4 subnet: IPv6 NAT is not built yet"
+                    .into()
+            }
+            K::Ipv6Nat { .. } => {
+                "remove `publish`, or give the network an IPv4 subnet: publishing ports over IPv6 \
+                 is not built yet"
+                    .into()
+            }
             K::GatewayOutsideSubnet { subnet, .. } | K::GatewayNotHost { subnet, .. } => {
                 match first_host(subnet) {
                     Some(first) => format!(

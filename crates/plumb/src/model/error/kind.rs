@@ -242,6 +242,26 @@ pub enum DiagnosticKind {
         /// The network.
         network: String,
     },
+    /// A `[nodes.host.firewall]`: a firewall in the namespace plumb runs in.
+    #[error(
+        "a firewall on `host` is refused: a deny-by-default policy in the machine's own namespace \
+         would cut its management access (SSH, the admin's own connections), and a safe form of \
+         it is not designed yet"
+    )]
+    HostFirewall,
+    /// `nat = true` or `publish` on a network whose subnet is IPv6.
+    #[error(
+        "`{key}` on network `{network}` is refused: its subnet {subnet} is IPv6, and plumb builds \
+         NAT and published ports for IPv4 only (no IPv6 forwarding or IPv6 NAT rules yet)"
+    )]
+    Ipv6Nat {
+        /// `nat` or `publish`.
+        key: &'static str,
+        /// The network.
+        network: String,
+        /// Its IPv6 subnet.
+        subnet: IpNet,
+    },
     /// A gateway that is not inside its subnet.
     #[error("gateway {gateway} is outside subnet {subnet}")]
     GatewayOutsideSubnet {

@@ -5,7 +5,7 @@ use super::value::{parse_ip, parse_network, parse_publish};
 use super::{At, RawNetwork, Reader};
 use crate::model::error::DiagnosticKind;
 use crate::model::names::IfName;
-use crate::model::tree::Item;
+use crate::model::tree::{Item, Value};
 
 const NETWORK_KEYS: &[&str] = &[
     "subnet",
@@ -45,6 +45,8 @@ impl Reader<'_, '_> {
                 isolated: false,
             };
             let mut has_subnet = false;
+            // Where `nat = true` and a non-empty `publish` are written: IPv4 only for now.
+            let (mut nat_at, mut publish_at) = (None, None);
             for f in self.known(body, &format!("`[{path}]`"), NETWORK_KEYS) {
                 let fpath = join(&path, &f.key);
                 match f.key.as_str() {
@@ -81,8 +83,14 @@ impl Reader<'_, '_> {
                         }
                     }
                     "mtu" => net.mtu = self.mtu(&f.item, &fpath),
-                    "nat" => net.nat = self.boolean(&f.item, &fpath, "nat = true").unwrap_or(false),
+                    "nat" => {
+                        net.nat = self.boolean(&f.item, &fpath, "nat = true").unwrap_or(false);
+                        nat_at = net.nat.then_some(f.key_at);
+                    }
                     "publish" => {
+                        if matches!(&f.item.value, Value::Array(items) if !items.is_empty()) {
+                            publish_at = Some(f.key_at);
+                        }
                         for s in self.strings(&f.item, &fpath, "publish = [\"8080:web:80/tcp\"]") {
                             match parse_publish(s.v) {
                                 Ok(p) => net.publish.push(At { v: p, at: s.at }),
@@ -105,6 +113,18 @@ impl Reader<'_, '_> {
                     example: "subnet = \"10.88.0.0/24\"",
                 };
                 self.report(e.key_at, kind);
+            }
+            if let Some(subnet) = net.subnet.as_ref().filter(|s| s.v.addr().is_ipv6()) {
+                for (key, at) in [("nat", nat_at), ("publish", publish_at)] {
+                    if let Some(at) = at {
+                        let kind = DiagnosticKind::Ipv6Nat {
+                            key,
+                            network: e.key.clone(),
+                            subnet: subnet.v,
+                        };
+                        self.report(at, kind);
+                    }
+                }
             }
             if let Some(name) = name {
                 net.name = name;

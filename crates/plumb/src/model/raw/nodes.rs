@@ -53,6 +53,9 @@ impl Reader<'_, '_> {
                         }
                     }
                     "sysctls" => node.sysctls = self.sysctls(&f.item, &fpath),
+                    "firewall" if matches!(node.key, NodeKey::Host) => {
+                        self.report(f.key_at, DiagnosticKind::HostFirewall);
+                    }
                     "firewall" => node.firewall = self.firewall(&f.item, &fpath),
                     _ => {}
                 }
