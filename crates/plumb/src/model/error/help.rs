@@ -93,6 +93,24 @@ impl DiagnosticKind {
             K::HostMember { .. } => {
                 "remove `host` from `members`; the host reaches the network through its bridge".into()
             }
+            K::DuplicateAddress { .. } => {
+                "give each node its own address; an address written under a range \
+                 `[nodes.\"c[1..N]\"]` is given to every node of the range, so let a \
+                 `[networks.*]` assign addresses there instead"
+                    .into()
+            }
+            K::AddressTwice { .. } => "keep one of the two; an interface has each address once".into(),
+            K::TooManyMembers { .. } => {
+                "split the members into several networks of at most 1023 members each, each with \
+                 its own subnet, for example `members = [\"c[1..1000]\"]` and \
+                 `members = [\"c[1001..2000]\"]`"
+                    .into()
+            }
+            K::TooManyPorts { .. } => {
+                "connect the other nodes to another bridge or network: a bridge takes at most \
+                 1023 ports"
+                    .into()
+            }
             K::HostFirewall => {
                 "remove the firewall of `host` and put firewalls on the lab's nodes instead, for \
                  example `[nodes.web.firewall]`"

@@ -262,6 +262,57 @@ pub enum DiagnosticKind {
         /// Its IPv6 subnet.
         subnet: IpNet,
     },
+    /// One address on two nodes (written, or assigned by a network).
+    #[error("address {address} of {here} is already the address of {first}")]
+    DuplicateAddress {
+        /// The address.
+        address: IpAddr,
+        /// The interface that has it here, and how when it is not written:
+        /// "`db:eth0` (assigned by network `lan`)".
+        here: String,
+        /// The interface that had it first, and how and where it got it: "`r:eth1` (line 3)".
+        first: String,
+    },
+    /// One address twice on one interface.
+    #[error(
+        "address {address} is given to `{interface}` twice{}: it already has it ({first})",
+        parenthesized(how)
+    )]
+    AddressTwice {
+        /// The address.
+        address: IpAddr,
+        /// `node:ifname`.
+        interface: String,
+        /// How it has it here, when it is not written: "assigned by network `lan`".
+        how: Option<String>,
+        /// How and where it got it first: "line 4", "assigned by network `lan`, line 8".
+        first: String,
+    },
+    /// A network with more members than a bridge takes ports.
+    #[error(
+        "network `{network}` has {members} members, but a Linux bridge takes at most 1023 ports \
+         (the kernel refuses the 1024th with EXFULL)"
+    )]
+    TooManyMembers {
+        /// The network.
+        network: String,
+        /// How many members it has.
+        members: usize,
+    },
+    /// A bridge that would get more ports than the kernel allows.
+    #[error(
+        "bridge `{bridge}` would have {ports} ports{}, but a Linux bridge takes at most 1023 \
+         (the kernel refuses the 1024th with EXFULL)",
+        if *.members > 0 { format!(" ({members} network members and {} links)", .ports - .members) } else { String::new() }
+    )]
+    TooManyPorts {
+        /// The bridge (or network).
+        bridge: String,
+        /// How many ports it would have.
+        ports: usize,
+        /// How many of them are network members.
+        members: usize,
+    },
     /// A gateway that is not inside its subnet.
     #[error("gateway {gateway} is outside subnet {subnet}")]
     GatewayOutsideSubnet {
@@ -394,6 +445,10 @@ pub(super) fn quoted_list(items: &[&str]) -> String {
         .map(|s| format!("`{s}`"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn parenthesized(text: &Option<String>) -> String {
+    text.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
 }
 
 fn range_reason(p: RangeProblem) -> &'static str {

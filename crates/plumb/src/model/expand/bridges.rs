@@ -1,5 +1,6 @@
 //! Bridges: `[bridges.*]` and the bridges `[networks.*]` make, which share one set of names.
 
+use super::addresses::Source;
 use super::nodes::Use;
 use super::{Expander, NodeId};
 use crate::model::error::DiagnosticKind;
@@ -12,6 +13,8 @@ pub(super) struct BridgeInfo {
     pub(super) node: NodeId,
     pub(super) what: &'static str,
     pub(super) line: usize,
+    /// Ports made by links so far.
+    pub(super) ports: usize,
 }
 
 impl Expander<'_, '_> {
@@ -48,12 +51,16 @@ impl Expander<'_, '_> {
             node: id,
             what: "bridge",
             line,
+            ports: 0,
         };
         self.bridge_names.insert(raw.name.to_string(), info);
+        for a in &raw.addresses {
+            self.claim(a.at, a.v.addr(), id, &raw.name, Source::Written);
+        }
         self.bridges.push(Bridge {
             name: raw.name,
             node: self.node(id).name.clone(),
-            addresses: raw.addresses,
+            addresses: raw.addresses.into_iter().map(|a| a.v).collect(),
             mtu: raw.mtu,
             stp: raw.stp,
         });
@@ -85,6 +92,7 @@ impl Expander<'_, '_> {
             node: NodeId::Host,
             what: "network",
             line,
+            ports: 0,
         };
         self.bridge_names.insert(net.name.to_string(), info);
     }

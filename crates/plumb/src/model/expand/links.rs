@@ -2,7 +2,7 @@
 //! veth pair with both ends placed.
 
 use super::nodes::Use;
-use super::{Expander, NodeId};
+use super::{Expander, NodeId, BRIDGE_MAX_PORTS};
 use crate::model::error::DiagnosticKind;
 use crate::model::names::IfName;
 use crate::model::port_name::{host_port_name, port_seed};
@@ -115,6 +115,25 @@ impl Expander<'_, '_> {
         }
     }
 
+    /// Counts a new port of the bridge `end` names, if it names one; reports the 1024th.
+    fn count_port(&mut self, end: &End, at: usize) {
+        let (End::BarePort(bridge) | End::NamedPort(bridge, _)) = end else {
+            return;
+        };
+        let Some(info) = self.bridge_names.get_mut(bridge) else {
+            return;
+        };
+        info.ports += 1;
+        if info.ports == BRIDGE_MAX_PORTS + 1 {
+            let kind = DiagnosticKind::TooManyPorts {
+                bridge: bridge.clone(),
+                ports: info.ports,
+                members: 0,
+            };
+            self.sink.report(at, kind);
+        }
+    }
+
     pub(super) fn link(&mut self, ends: &[At<String>; 2], mtu: Option<u32>) {
         let line = self.sink.line(ends[0].at);
         let (a, b) = (self.resolve(&ends[0]), self.resolve(&ends[1]));
@@ -138,6 +157,9 @@ impl Expander<'_, '_> {
         let a_ok = self.attach(a_id, &a_end.ifname, what(a_seed), ends[0].at, mtu, None);
         let b_ok = self.attach(b_id, &b_end.ifname, what(b_seed), ends[1].at, mtu, None);
         if a_ok && b_ok {
+            for (end, at) in [(&a, ends[0].at), (&b, ends[1].at)] {
+                self.count_port(end, at);
+            }
             self.links.push(Link {
                 a: a_end,
                 b: b_end,

@@ -10,6 +10,7 @@
 //! bridge, members, addresses and routes) with its address `pool`, and `checks` (what can only be
 //! checked once everything is placed: unconnected interfaces, routes, probes).
 
+mod addresses;
 mod bridges;
 mod checks;
 mod links;
@@ -26,6 +27,7 @@ use super::names::LabName;
 use super::raw::RawLab;
 use super::types::{Bridge, Link, Network, NodeRef, Topology};
 
+use addresses::Claim;
 use bridges::BridgeInfo;
 use nodes::NodeBuild;
 
@@ -55,6 +57,7 @@ pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
     for (net, members) in raw.networks.into_iter().zip(members) {
         x.network(net, members, &mut subnets, &mut published);
     }
+    x.duplicate_addresses();
     x.unconnected();
     x.routes();
     let expects = raw
@@ -76,6 +79,11 @@ pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
     })
 }
 
+/// The most ports a Linux bridge takes: `BR_MAX_PORTS` is 1024 (`1 << BR_PORT_BITS`, in the
+/// kernel's net/bridge/br_private.h) and port number 0 is reserved, so adding the 1024th port
+/// fails with EXFULL.
+const BRIDGE_MAX_PORTS: usize = 1023;
+
 /// A node of the lab being built: the host or an index into `Expander::nodes`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum NodeId {
@@ -94,6 +102,8 @@ struct Expander<'a, 's> {
     bridges: Vec<Bridge>,
     links: Vec<Link>,
     networks: Vec<Network>,
+    /// Every address of every interface, with where it comes from.
+    claims: Vec<Claim>,
 }
 
 impl<'a, 's> Expander<'a, 's> {
@@ -109,6 +119,7 @@ impl<'a, 's> Expander<'a, 's> {
             bridges: Vec::new(),
             links: Vec::new(),
             networks: Vec::new(),
+            claims: Vec::new(),
         }
     }
 

@@ -5,9 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use ipnet::IpNet;
 
+use super::addresses::Source;
 use super::nodes::Use;
 use super::pool::{fitting_subnet, Pool};
-use super::{Expander, NodeId};
+use super::{Expander, NodeId, BRIDGE_MAX_PORTS};
 use crate::model::error::DiagnosticKind;
 use crate::model::names::{IfName, NsName};
 use crate::model::port_name::{host_port_name, port_seed};
@@ -78,6 +79,7 @@ impl Expander<'_, '_> {
         subnets.push((net.name.clone(), subnet.v, line));
 
         let pool = Pool::new(subnet.v);
+        let gateway_at = net.gateway.as_ref().map_or(subnet.at, |g| g.at);
         let gateway = match net.gateway {
             Some(g) => {
                 if let Err(kind) = pool.check_gateway(g.v) {
@@ -98,6 +100,27 @@ impl Expander<'_, '_> {
                 fits: fitting_subnet(subnet.v, members.len()),
             };
             self.sink.report(subnet.at, kind);
+            ok = false;
+        }
+        let links = self
+            .bridge_names
+            .get(net.name.as_str())
+            .filter(|b| b.what == "network")
+            .map_or(0, |b| b.ports);
+        if members.len() > BRIDGE_MAX_PORTS {
+            let kind = DiagnosticKind::TooManyMembers {
+                network: net.name.to_string(),
+                members: members.len(),
+            };
+            self.sink.report(net.members_at, kind);
+            ok = false;
+        } else if members.len() + links > BRIDGE_MAX_PORTS {
+            let kind = DiagnosticKind::TooManyPorts {
+                bridge: net.name.to_string(),
+                ports: members.len() + links,
+                members: members.len(),
+            };
+            self.sink.report(net.members_at, kind);
             ok = false;
         }
 
@@ -129,6 +152,14 @@ impl Expander<'_, '_> {
         }
 
         let prefix = subnet.v.prefix_len();
+        let network_name = net.name.to_string();
+        self.claim(
+            gateway_at,
+            gateway,
+            NodeId::Host,
+            &net.name,
+            Source::Gateway(network_name.clone()),
+        );
         let gw_net =
             IpNet::new(gateway, prefix).expect("the subnet's own prefix length fits its family");
         self.bridges.push(Bridge {
@@ -155,6 +186,13 @@ impl Expander<'_, '_> {
             if !self.attach(id, &net.interface, what, *at, net.mtu, Some(addr)) {
                 continue;
             }
+            self.claim(
+                *at,
+                addr.addr(),
+                id,
+                &net.interface,
+                Source::Member(network_name.clone()),
+            );
             let node_ref = NodeRef::Ns(member.clone());
             let port = host_port_name(&self.lab, &node_ref, &net.interface);
             let seed = port_seed(&self.lab, &node_ref, &net.interface);

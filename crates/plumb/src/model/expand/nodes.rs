@@ -4,10 +4,11 @@ use std::collections::HashMap;
 
 use ipnet::IpNet;
 
+use super::addresses::Source;
 use super::{Expander, NodeId};
 use crate::model::error::DiagnosticKind;
 use crate::model::names::{IfName, NsName};
-use crate::model::raw::{At, NodeKey, RawNode, RawRoute};
+use crate::model::raw::{NodeKey, RawInterface, RawNode, RawRoute};
 use crate::model::types::{Firewall, Interface, Node, NodeRef, Route};
 
 /// What occupies an interface name in a node.
@@ -35,7 +36,7 @@ impl Use {
 pub(super) struct NodeBuild {
     pub(super) name: NodeRef,
     pub(super) line: usize,
-    pub(super) declared: Vec<At<Interface>>,
+    pub(super) declared: Vec<RawInterface>,
     pub(super) declared_used: Vec<bool>,
     pub(super) declared_idx: HashMap<IfName, usize>,
     pub(super) implied: Vec<Interface>,
@@ -143,6 +144,7 @@ impl Expander<'_, '_> {
             NodeKey::Host => {
                 self.host.line = line;
                 self.host.fill(&raw);
+                self.claim_written(NodeId::Host, &raw);
             }
             NodeKey::Names(names) => {
                 for name in names {
@@ -157,7 +159,17 @@ impl Expander<'_, '_> {
                     }
                     let i = self.add_node(name.clone(), line);
                     self.nodes[i].fill(&raw);
+                    self.claim_written(NodeId::Ns(i), &raw);
                 }
+            }
+        }
+    }
+
+    /// Records the addresses written for the interfaces of `raw`, declared as node `id`.
+    fn claim_written(&mut self, id: NodeId, raw: &RawNode) {
+        for iface in &raw.interfaces {
+            for (addr, &at) in iface.v.addresses.iter().zip(&iface.addr_at) {
+                self.claim(at, addr.addr(), id, &iface.v.name, Source::Written);
             }
         }
     }

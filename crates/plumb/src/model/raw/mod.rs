@@ -61,10 +61,20 @@ pub(crate) enum NodeKey {
 pub(crate) struct RawNode {
     pub(crate) at: usize,
     pub(crate) key: NodeKey,
-    pub(crate) interfaces: Vec<At<Interface>>,
+    pub(crate) interfaces: Vec<RawInterface>,
     pub(crate) routes: Vec<RawRoute>,
     pub(crate) sysctls: Vec<(String, String)>,
     pub(crate) firewall: Option<Firewall>,
+}
+
+/// `[nodes.KEY.interfaces.IFNAME]`, with where each address was written.
+#[derive(Debug, Clone)]
+pub(crate) struct RawInterface {
+    pub(crate) v: Interface,
+    /// Where the interface's key is.
+    pub(crate) at: usize,
+    /// Where each of `v.addresses` is, in the same order.
+    pub(crate) addr_at: Vec<usize>,
 }
 
 /// One entry of `routes`, with where its parts were written.
@@ -83,7 +93,7 @@ pub(crate) struct RawBridge {
     pub(crate) at: usize,
     pub(crate) name: IfName,
     pub(crate) node: Option<At<String>>,
-    pub(crate) addresses: Vec<IpNet>,
+    pub(crate) addresses: Vec<At<IpNet>>,
     pub(crate) mtu: Option<u32>,
     pub(crate) stp: bool,
 }
@@ -105,6 +115,8 @@ pub(crate) struct RawNetwork {
     pub(crate) gateway: Option<At<IpAddr>>,
     /// Members as written, each with the names it expands to.
     pub(crate) members: Vec<At<Vec<NsName>>>,
+    /// Where the `members` key is (the network's key when there is none).
+    pub(crate) members_at: usize,
     pub(crate) interface: IfName,
     pub(crate) mtu: Option<u32>,
     pub(crate) nat: bool,

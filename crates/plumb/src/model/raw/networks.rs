@@ -38,6 +38,7 @@ impl Reader<'_, '_> {
                 subnet: None,
                 gateway: None,
                 members: Vec::new(),
+                members_at: e.key_at,
                 interface: IfName::new("eth0").expect("`eth0` is a valid interface name"),
                 mtu: None,
                 nat: false,
@@ -68,6 +69,7 @@ impl Reader<'_, '_> {
                         }
                     }
                     "members" => {
+                        net.members_at = f.key_at;
                         for s in self.strings(&f.item, &fpath, "members = [\"web\", \"db\"]") {
                             let names = self.ns_names(s.v, s.at);
                             if !names.is_empty() {

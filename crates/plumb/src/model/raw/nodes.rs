@@ -6,7 +6,7 @@ use ipnet::IpNet;
 
 use super::reader::join;
 use super::value::{check_sysctl, parse_destination, parse_ip, parse_mac, parse_rule};
-use super::{At, NodeKey, RawNode, RawRoute, Reader};
+use super::{At, NodeKey, RawInterface, RawNode, RawRoute, Reader};
 use crate::model::error::DiagnosticKind;
 use crate::model::names::IfName;
 use crate::model::tree::{Item, Value};
@@ -64,7 +64,7 @@ impl Reader<'_, '_> {
         }
     }
 
-    pub(super) fn interfaces(&mut self, item: &Item, path: &str) -> Vec<At<Interface>> {
+    pub(super) fn interfaces(&mut self, item: &Item, path: &str) -> Vec<RawInterface> {
         let Some(entries) = self.table(item, path, "[nodes.ns1.interfaces.eth0]") else {
             return Vec::new();
         };
@@ -82,10 +82,15 @@ impl Reader<'_, '_> {
                 mac: None,
                 up: true,
             };
+            let mut addr_at = Vec::new();
             for f in self.known(body, &format!("`[{ipath}]`"), IFACE_KEYS) {
                 let fpath = join(&ipath, &f.key);
                 match f.key.as_str() {
-                    "addresses" => iface.addresses = self.addresses(&f.item, &fpath),
+                    "addresses" => {
+                        let addresses = self.addresses(&f.item, &fpath);
+                        addr_at = addresses.iter().map(|a| a.at).collect();
+                        iface.addresses = addresses.into_iter().map(|a| a.v).collect();
+                    }
                     "mtu" => iface.mtu = self.mtu(&f.item, &fpath),
                     "mac" => {
                         if let Some(s) = self.string(&f.item, &fpath, "mac = \"02:00:00:00:00:01\"")
@@ -102,9 +107,10 @@ impl Reader<'_, '_> {
             }
             if let Some(name) = name {
                 iface.name = name;
-                out.push(At {
+                out.push(RawInterface {
                     v: iface,
                     at: e.key_at,
+                    addr_at,
                 });
             }
         }

@@ -207,12 +207,12 @@ impl Reader<'_, '_> {
         }
     }
 
-    pub(super) fn addresses(&mut self, item: &Item, path: &str) -> Vec<IpNet> {
+    pub(super) fn addresses(&mut self, item: &Item, path: &str) -> Vec<At<IpNet>> {
         let strings = self.strings(item, path, "addresses = [\"10.0.0.1/24\"]");
         let mut out = Vec::with_capacity(strings.len());
         for s in strings {
             match parse_cidr(s.v) {
-                Ok(net) => out.push(net),
+                Ok(v) => out.push(At { v, at: s.at }),
                 Err(kind) => self.report(s.at, kind),
             }
         }
