@@ -34,13 +34,15 @@ pub enum ModelError {
     /// The file was read but has one or more problems; nothing may be created from it.
     #[error("{}", DiagnosticList(diagnostics))]
     Invalid {
-        /// Every problem found, in file order; never empty.
+        /// Every problem found, in file order, except that problems which may only be
+        /// consequences of another one come after all the others; never empty.
         diagnostics: Vec<Diagnostic>,
     },
 }
 
 impl ModelError {
-    /// The problems found in the file, in file order (empty for [`ModelError::Read`]).
+    /// The problems found in the file (empty for [`ModelError::Read`]): in file order, problems
+    /// that may only be consequences of another one last.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             ModelError::Read { .. } => &[],

@@ -49,9 +49,15 @@ impl<'s> LineIndex<'s> {
 }
 
 /// Problems found so far, by byte offset; turned into [`Diagnostic`]s at the end.
+///
+/// Problems come in two tiers: real errors, and consequences, which may only follow from a real
+/// error elsewhere (a route via a gateway of a network whose subnet was refused, an interface
+/// whose link was refused). Consequences are listed after every real error, so that they never
+/// drown it.
 pub(crate) struct Sink<'s> {
     pub(crate) index: LineIndex<'s>,
     found: Vec<(usize, DiagnosticKind)>,
+    consequences: Vec<(usize, DiagnosticKind)>,
 }
 
 impl<'s> Sink<'s> {
@@ -59,6 +65,7 @@ impl<'s> Sink<'s> {
         Sink {
             index: LineIndex::new(src),
             found: Vec::new(),
+            consequences: Vec::new(),
         }
     }
 
@@ -67,30 +74,40 @@ impl<'s> Sink<'s> {
         self.found.push((at, kind));
     }
 
+    /// Records a problem at byte offset `at` that may only be a consequence of another one.
+    pub(crate) fn report_consequence(&mut self, at: usize, kind: DiagnosticKind) {
+        self.consequences.push((at, kind));
+    }
+
+    /// How many problems have been recorded so far.
+    pub(crate) fn count(&self) -> usize {
+        self.found.len() + self.consequences.len()
+    }
+
     /// The line of byte offset `at`.
     pub(crate) fn line(&self, at: usize) -> usize {
         self.index.line(at)
     }
 
     pub(crate) fn is_clean(&self) -> bool {
-        self.found.is_empty()
+        self.count() == 0
     }
 
-    /// The problems, in file order.
+    /// The problems: real errors in file order, then consequences in file order.
     pub(crate) fn into_error(self, origin: &str) -> ModelError {
-        let mut found = self.found;
-        // Stable: problems at the same place keep the order they were found in.
-        found.sort_by_key(|(at, _)| *at);
-        // A range declares many nodes from one line; a problem in it is reported once per place.
         let mut seen = HashSet::new();
-        found.retain(|(at, kind)| seen.insert((*at, std::mem::discriminant(kind))));
-        let diagnostics = found
-            .into_iter()
-            .map(|(at, kind)| {
+        let mut diagnostics = Vec::with_capacity(self.count());
+        for mut tier in [self.found, self.consequences] {
+            // Stable: problems at the same place keep the order they were found in.
+            tier.sort_by_key(|(at, _)| *at);
+            // A range declares many nodes from one line; a problem in it is reported once per
+            // place.
+            tier.retain(|(at, kind)| seen.insert((*at, std::mem::discriminant(kind))));
+            diagnostics.extend(tier.into_iter().map(|(at, kind)| {
                 let (line, col) = self.index.line_col(at);
                 Diagnostic::new(origin, line, col, kind)
-            })
-            .collect();
+            }));
+        }
         ModelError::Invalid { diagnostics }
     }
 }
@@ -108,5 +125,17 @@ mod tests {
         assert_eq!(idx.line_col(6), (3, 1));
         // `é` is two bytes but one column.
         assert_eq!(idx.line_col(11), (4, 4));
+    }
+
+    #[test]
+    fn sink_consequences_follow_every_real_error() {
+        let mut sink = Sink::new("a\nb\nc\n");
+        sink.report_consequence(0, DiagnosticKind::RouteWithoutNextHop);
+        sink.report(4, DiagnosticKind::EndpointCount { found: 3 });
+        sink.report(2, DiagnosticKind::EndpointCount { found: 1 });
+        assert_eq!(sink.count(), 3);
+        let err = sink.into_error("t");
+        let lines: Vec<_> = err.diagnostics().iter().map(Diagnostic::line).collect();
+        assert_eq!(lines, [2, 3, 1]);
     }
 }

@@ -32,7 +32,7 @@ impl Expander<'_, '_> {
                         };
                         self.sink.report(n.at, kind);
                     }
-                    self.refused.insert(raw.name.to_string());
+                    self.refused.insert(raw.name.as_str());
                     return;
                 }
             },

@@ -17,16 +17,20 @@ impl Expander<'_, '_> {
         for node in std::iter::once(&self.host).chain(&self.nodes) {
             for (d, used) in node.declared.iter().zip(&node.declared_used) {
                 if !used {
-                    let kind = DiagnosticKind::UnconnectedInterface {
-                        node: node.name.to_string(),
-                        name: d.v.name.to_string(),
-                    };
-                    found.push((d.at, kind));
+                    let (node, name) = (node.name.to_string(), d.v.name.to_string());
+                    // A link or network meant to connect it was refused: that is the error.
+                    let consequence = self.failed_ends.contains(&(node.clone(), name.clone()));
+                    let kind = DiagnosticKind::UnconnectedInterface { node, name };
+                    found.push((d.at, kind, consequence));
                 }
             }
         }
-        for (at, kind) in found {
-            self.sink.report(at, kind);
+        for (at, kind, consequence) in found {
+            if consequence {
+                self.sink.report_consequence(at, kind);
+            } else {
+                self.sink.report(at, kind);
+            }
         }
     }
 
@@ -60,7 +64,7 @@ impl Expander<'_, '_> {
                             node: node.name.to_string(),
                             dev: dev.to_string(),
                         };
-                        found.push((r.dev_at, kind));
+                        found.push((r.dev_at, kind, node.troubled));
                     }
                 }
                 if let Some(via) = r.route.via {
@@ -77,13 +81,20 @@ impl Expander<'_, '_> {
                             via,
                             subnets: subnets.clone(),
                         };
-                        found.push((r.via_at, kind));
+                        found.push((r.via_at, kind, node.troubled));
                     }
                 }
             }
         }
-        for (at, kind) in found {
-            self.sink.report(at, kind);
+        // In a node that is missing something the file meant it to have (a refused address, a
+        // refused link or network), an unreachable gateway or a missing `dev` is only a
+        // consequence.
+        for (at, kind, consequence) in found {
+            if consequence {
+                self.sink.report_consequence(at, kind);
+            } else {
+                self.sink.report(at, kind);
+            }
         }
     }
 

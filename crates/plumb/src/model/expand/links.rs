@@ -2,7 +2,7 @@
 //! veth pair with both ends placed.
 
 use super::nodes::Use;
-use super::{Expander, NodeId, BRIDGE_MAX_PORTS};
+use super::{split_end, Expander, NodeId, BRIDGE_MAX_PORTS};
 use crate::model::error::DiagnosticKind;
 use crate::model::names::IfName;
 use crate::model::port_name::{host_port_name, port_seed};
@@ -138,6 +138,7 @@ impl Expander<'_, '_> {
         let line = self.sink.line(ends[0].at);
         let (a, b) = (self.resolve(&ends[0]), self.resolve(&ends[1]));
         let (Some(a), Some(b)) = (a, b) else {
+            self.failed_link(ends);
             return;
         };
         let (a_id, a_end, a_seed) = self.endpoint(&a, &b);
@@ -148,6 +149,7 @@ impl Expander<'_, '_> {
                 ifname: a_end.ifname.to_string(),
             };
             self.sink.report(ends[1].at, kind);
+            self.failed_link(ends);
             return;
         }
         let what = |seed: Option<String>| match seed {
@@ -165,6 +167,17 @@ impl Expander<'_, '_> {
                 b: b_end,
                 mtu,
             });
+        } else {
+            self.failed_link(ends);
+        }
+    }
+
+    /// Marks the interfaces a refused link names.
+    fn failed_link(&mut self, ends: &[At<String>; 2]) {
+        for end in ends {
+            if let Some((node, ifname)) = split_end(&end.v) {
+                self.failed_end(&node, &ifname);
+            }
         }
     }
 }

@@ -24,7 +24,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::error::Sink;
 use super::names::LabName;
-use super::raw::RawLab;
+use super::raw::{RawLab, Refused};
 use super::types::{Bridge, Link, Network, NodeRef, Topology};
 
 use addresses::Claim;
@@ -39,6 +39,8 @@ pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
         None => LabName::new("lab").expect("`lab` is a valid lab name"),
     };
     let mut x = Expander::new(sink, lab, raw.refused);
+    x.failed_ends
+        .extend(raw.broken_ends.iter().filter_map(|e| split_end(e)));
     for node in raw.nodes {
         x.declare(node);
     }
@@ -97,7 +99,10 @@ struct Expander<'a, 's> {
     host: NodeBuild,
     nodes: Vec<NodeBuild>,
     index: HashMap<String, usize>,
-    refused: HashSet<String>,
+    refused: Refused,
+    /// `(node, ifname)` named by a link or a network that was refused: that such an interface
+    /// is left unconnected is only a consequence.
+    failed_ends: HashSet<(String, String)>,
     bridge_names: HashMap<String, BridgeInfo>,
     bridges: Vec<Bridge>,
     links: Vec<Link>,
@@ -107,14 +112,15 @@ struct Expander<'a, 's> {
 }
 
 impl<'a, 's> Expander<'a, 's> {
-    fn new(sink: &'a mut Sink<'s>, lab: LabName, refused: HashSet<String>) -> Self {
+    fn new(sink: &'a mut Sink<'s>, lab: LabName, refused: impl Into<Refused>) -> Self {
         Expander {
             sink,
             lab,
             host: NodeBuild::new(NodeRef::Host, 0),
             nodes: Vec::new(),
             index: HashMap::new(),
-            refused,
+            refused: refused.into(),
+            failed_ends: HashSet::new(),
             bridge_names: HashMap::new(),
             bridges: Vec::new(),
             links: Vec::new(),
@@ -137,10 +143,26 @@ impl<'a, 's> Expander<'a, 's> {
         }
     }
 
+    /// Marks what a refused link end or network member names: the node may be missing what the
+    /// file meant it to have, so problems found in it later are only consequences.
+    fn failed_end(&mut self, node: &str, ifname: &str) {
+        if let Some(id) = self.lookup(node) {
+            self.node_mut(id).troubled = true;
+        }
+        self.failed_ends
+            .insert((node.to_owned(), ifname.to_owned()));
+    }
+
     fn lookup(&self, name: &str) -> Option<NodeId> {
         if name == "host" {
             return Some(NodeId::Host);
         }
         self.index.get(name).map(|&i| NodeId::Ns(i))
     }
+}
+
+/// `NODE:IFNAME` as two strings, as written.
+fn split_end(text: &str) -> Option<(String, String)> {
+    let (node, ifname) = text.rsplit_once(':')?;
+    Some((node.to_owned(), ifname.to_owned()))
 }

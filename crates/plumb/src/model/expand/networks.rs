@@ -50,6 +50,13 @@ impl Expander<'_, '_> {
         out
     }
 
+    /// Marks the interfaces a refused network would have given its members.
+    fn failed_members(&mut self, interface: &IfName, members: &[(NsName, usize, usize)]) {
+        for (member, _, _) in members {
+            self.failed_end(member.as_str(), interface.as_str());
+        }
+    }
+
     pub(super) fn network(
         &mut self,
         net: RawNetwork,
@@ -58,6 +65,7 @@ impl Expander<'_, '_> {
         published: &mut HashMap<(u16, Proto), usize>,
     ) {
         let Some(subnet) = net.subnet else {
+            self.failed_members(&net.interface, &members);
             return;
         };
         let line = self.sink.line(net.at);
@@ -84,6 +92,7 @@ impl Expander<'_, '_> {
             Some(g) => {
                 if let Err(kind) = pool.check_gateway(g.v) {
                     self.sink.report(g.at, kind);
+                    self.failed_members(&net.interface, &members);
                     return;
                 }
                 g.v
@@ -126,7 +135,9 @@ impl Expander<'_, '_> {
 
         let member_set: HashSet<&str> = members.iter().map(|(n, _, _)| n.as_str()).collect();
         for p in &net.publish {
-            if !member_set.contains(p.v.member.as_str()) {
+            let member = p.v.member.as_str();
+            // A member whose entry in `members` was refused is reported there.
+            if !member_set.contains(member) && !self.refused.contains(member) {
                 let kind = DiagnosticKind::PublishNotMember {
                     member: p.v.member.to_string(),
                     network: net.name.to_string(),
@@ -148,6 +159,7 @@ impl Expander<'_, '_> {
             }
         }
         if !ok {
+            self.failed_members(&net.interface, &members);
             return;
         }
 

@@ -47,6 +47,9 @@ pub(super) struct NodeBuild {
     pub(super) firewall: Option<Firewall>,
     pub(super) default_v4: bool,
     pub(super) default_v6: bool,
+    /// Something this node depends on was refused (its own declaration had a problem, or a link
+    /// or network meant to connect it): later problems in it are only consequences.
+    pub(super) troubled: bool,
 }
 
 fn lo() -> IfName {
@@ -71,6 +74,7 @@ impl NodeBuild {
             firewall: None,
             default_v4: false,
             default_v6: false,
+            troubled: false,
         }
     }
 
@@ -99,6 +103,7 @@ impl NodeBuild {
                 }
             }
         }
+        self.troubled |= raw.troubled;
         self.routes.extend(raw.routes.iter().cloned());
         self.sysctls.extend(raw.sysctls.iter().cloned());
         if raw.firewall.is_some() {

@@ -14,10 +14,11 @@ impl Reader<'_, '_> {
         for e in self.named(entries) {
             let name = self.ifname(&e.key, e.key_at);
             if name.is_none() {
-                self.lab.refused.insert(e.key.clone());
+                self.lab.refused.insert(&e.key);
             }
             let path = join("bridges", &e.key);
             let Some(body) = self.table(&e.item, &path, "[bridges.br0]") else {
+                self.lab.refused.insert(&e.key);
                 continue;
             };
             let (mut node, mut addresses, mut mtu, mut stp) = (None, Vec::new(), None, false);

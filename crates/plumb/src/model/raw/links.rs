@@ -33,8 +33,15 @@ impl Reader<'_, '_> {
                             f.item.at,
                             DiagnosticKind::EndpointCount { found: items.len() },
                         );
-                    } else if let Ok(pair) = <[At<String>; 2]>::try_from(strings) {
-                        ends = Some(pair);
+                    }
+                    match <[At<String>; 2]>::try_from(strings) {
+                        Ok(pair) if items.len() == 2 => ends = Some(pair),
+                        Ok(pair) => self.lab.broken_ends.extend(pair.map(|s| s.v)),
+                        Err(strings) => {
+                            self.lab
+                                .broken_ends
+                                .extend(strings.into_iter().map(|s| s.v));
+                        }
                     }
                 }
                 "mtu" => mtu = self.mtu(&f.item, "links.mtu"),

@@ -14,9 +14,9 @@ mod links;
 mod networks;
 mod nodes;
 mod reader;
+mod refused;
 mod value;
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -25,6 +25,8 @@ use super::error::{DiagnosticKind, Sink};
 use super::names::{IfName, LabName, NsName};
 use super::tree::Item;
 use super::types::{Firewall, Interface, Publish, Route, Service};
+
+pub(crate) use refused::Refused;
 
 /// A value and the byte offset it was written at.
 #[derive(Debug, Clone, PartialEq)]
@@ -44,7 +46,10 @@ pub(crate) struct RawLab {
     pub(crate) expects: Vec<RawExpect>,
     /// Node and bridge names whose declaration was refused: references to them are not reported
     /// again as unknown.
-    pub(crate) refused: HashSet<String>,
+    pub(crate) refused: Refused,
+    /// The endpoints of links refused as a whole (not two endpoints): what they name is not
+    /// reported again as unconnected.
+    pub(crate) broken_ends: Vec<String>,
 }
 
 /// Which namespaces a `[nodes.KEY]` declares.
@@ -65,6 +70,8 @@ pub(crate) struct RawNode {
     pub(crate) routes: Vec<RawRoute>,
     pub(crate) sysctls: Vec<(String, String)>,
     pub(crate) firewall: Option<Firewall>,
+    /// Problems were reported in this declaration: what depends on it is only a consequence.
+    pub(crate) troubled: bool,
 }
 
 /// `[nodes.KEY.interfaces.IFNAME]`, with where each address was written.

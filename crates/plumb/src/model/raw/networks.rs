@@ -26,10 +26,11 @@ impl Reader<'_, '_> {
         for e in self.named(entries) {
             let name = self.ifname(&e.key, e.key_at);
             if name.is_none() {
-                self.lab.refused.insert(e.key.clone());
+                self.lab.refused.insert(&e.key);
             }
             let path = join("networks", &e.key);
             let Some(body) = self.table(&e.item, &path, "[networks.plumb0]") else {
+                self.lab.refused.insert(&e.key);
                 continue;
             };
             let mut net = RawNetwork {
@@ -128,9 +129,18 @@ impl Reader<'_, '_> {
                     }
                 }
             }
-            if let Some(name) = name {
-                net.name = name;
-                self.lab.networks.push(net);
+            match name {
+                Some(name) => {
+                    net.name = name;
+                    self.lab.networks.push(net);
+                }
+                // The members of a refused network are not declared: references to them are
+                // not reported as unknown.
+                None => {
+                    for name in net.members.iter().flat_map(|m| &m.v) {
+                        self.lab.refused.insert(name.as_str());
+                    }
+                }
             }
         }
     }

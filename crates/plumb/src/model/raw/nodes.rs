@@ -30,8 +30,15 @@ impl Reader<'_, '_> {
             };
             let path = join("nodes", &e.key);
             let Some(body) = self.table(&e.item, &path, "[nodes.ns1]") else {
+                if let NodeKey::Names(names) = &key {
+                    self.lab.refused.insert(&e.key);
+                    for name in names {
+                        self.lab.refused.insert(name.as_str());
+                    }
+                }
                 continue;
             };
+            let problems = self.sink.count();
             let mut node = RawNode {
                 at: e.key_at,
                 key,
@@ -39,6 +46,7 @@ impl Reader<'_, '_> {
                 routes: Vec::new(),
                 sysctls: Vec::new(),
                 firewall: None,
+                troubled: false,
             };
             for f in self.known(body, &format!("`[{path}]`"), NODE_KEYS) {
                 let fpath = join(&path, &f.key);
@@ -60,6 +68,7 @@ impl Reader<'_, '_> {
                     _ => {}
                 }
             }
+            node.troubled = self.sink.count() > problems;
             self.lab.nodes.push(node);
         }
     }

@@ -231,7 +231,7 @@ impl Reader<'_, '_> {
             Ok(None) => vec![text.to_owned()],
             Ok(Some(names)) => names,
             Err(problem) => {
-                self.lab.refused.insert(text.to_owned());
+                self.lab.refused.insert(text);
                 self.report(
                     at,
                     DiagnosticKind::BadRange {
@@ -247,8 +247,8 @@ impl Reader<'_, '_> {
             match NsName::new(&name) {
                 Ok(n) => out.push(n),
                 Err(e) => {
-                    self.lab.refused.insert(text.to_owned());
-                    self.lab.refused.insert(name);
+                    self.lab.refused.insert(text);
+                    self.lab.refused.insert(&name);
                     self.report(at, DiagnosticKind::BadName(e));
                     return Vec::new();
                 }
