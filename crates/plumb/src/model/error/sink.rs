@@ -35,15 +35,16 @@ impl<'s> LineIndex<'s> {
         self.starts.partition_point(|&s| s <= offset).max(1)
     }
 
-    /// The 1-based line and column (in characters) of a byte offset.
+    /// The 1-based line and column (in characters) of a byte offset. An offset inside a
+    /// character (a parser counting bytes may give one) is that character's column.
     pub(crate) fn line_col(&self, offset: usize) -> (usize, usize) {
-        let offset = offset.min(self.src.len());
+        let mut offset = offset.min(self.src.len());
+        while !self.src.is_char_boundary(offset) {
+            offset -= 1;
+        }
         let line = self.line(offset);
         let start = self.starts[line - 1];
-        let col = match self.src.get(start..offset) {
-            Some(s) => s.chars().count(),
-            None => offset - start,
-        };
+        let col = self.src[start..offset].chars().count();
         (line, col + 1)
     }
 }
@@ -125,6 +126,9 @@ mod tests {
         assert_eq!(idx.line_col(6), (3, 1));
         // `é` is two bytes but one column.
         assert_eq!(idx.line_col(11), (4, 4));
+        // Inside `é`: its own column, not a column counted in bytes.
+        assert_eq!(idx.line_col(9), (4, 2));
+        assert_eq!(idx.line_col(99), (4, 5));
     }
 
     #[test]
