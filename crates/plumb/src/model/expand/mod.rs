@@ -7,8 +7,12 @@
 //!
 //! One file per concern: `nodes` (declarations and the interface names each node uses),
 //! `bridges`, `links` (endpoints resolved into veth pairs), `networks` (a network expanded into a
-//! bridge, members, addresses and routes) with its address `pool`, and `checks` (what can only be
-//! checked once everything is placed: unconnected interfaces, routes, probes).
+//! bridge, members, addresses and routes) with its address `pool`, `addresses` (no address on two
+//! nodes or twice on one interface), and `checks` (what can only be checked once everything is
+//! placed: unconnected interfaces, routes, probes).
+//!
+//! A problem that may only follow from another one (an interface whose link was refused, a route
+//! in a node whose network was refused) is reported as a consequence, listed after the others.
 
 mod addresses;
 mod bridges;
@@ -39,12 +43,13 @@ pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
         None => LabName::new("lab").expect("`lab` is a valid lab name"),
     };
     let mut x = Expander::new(sink, lab, raw.refused);
-    x.failed_ends
-        .extend(raw.broken_ends.iter().filter_map(|e| split_end(e)));
     for node in raw.nodes {
         x.declare(node);
     }
     let members: Vec<_> = raw.networks.iter().map(|n| x.members(n)).collect();
+    for (node, ifname) in raw.broken_ends.iter().filter_map(|e| split_end(e)) {
+        x.failed_end(&node, &ifname);
+    }
     for b in raw.bridges {
         x.bridge(b);
     }
