@@ -3,7 +3,6 @@
 use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Instant;
 
 use ipnet::IpNet;
 use plumb::model::{self, host_port_name, Node, NodeRef, Topology};
@@ -118,22 +117,14 @@ fn examples_star_1000_expands_to_1000_members_with_distinct_addresses() {
 }
 
 #[test]
-fn examples_star_1000_expansion_is_fast() {
+fn examples_star_1000_text_expands_the_same_every_time() {
+    // How fast it expands is measured by the benchmarks (bench/), not asserted in a test.
     let src = std::fs::read_to_string(example("star-1000.toml")).unwrap();
-    // Warm up once, then take the best of a few runs so a busy machine does not fail the test.
-    model::parse_toml(&src, "star-1000.toml").unwrap();
-    let best = (0..5)
-        .map(|_| {
-            let start = Instant::now();
-            model::parse_toml(&src, "star-1000.toml").unwrap();
-            start.elapsed()
-        })
-        .min()
-        .unwrap();
-    assert!(
-        best.as_millis() < 50,
-        "expanding 1000 members took {best:?}"
-    );
+    let first = model::parse_toml(&src, "star-1000.toml").unwrap();
+    let again = model::parse_toml(&src, "star-1000.toml").unwrap();
+    assert_eq!(first, again);
+    assert_eq!(first, load("star-1000.toml"));
+    assert_eq!(first.links.len(), 1000);
 }
 
 #[test]

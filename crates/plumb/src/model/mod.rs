@@ -12,7 +12,10 @@
 //!    need the whole lab checked (duplicates, overlapping subnets, reachable gateways…).
 //!
 //! Every problem found on the way is a [`Diagnostic`]; a file with any problem gives
-//! [`ModelError::Invalid`] with all of them, in file order.
+//! [`ModelError::Invalid`] with all of them, in file order. A reference to a declaration that was
+//! itself refused is not reported again, and a problem that may only follow from another one (a
+//! route via the gateway of a refused network, an interface whose link was refused) is listed
+//! after every other problem, so the real error always comes first.
 
 mod error;
 mod expand;

@@ -200,6 +200,17 @@ impl fmt::Display for LabName {
     }
 }
 
+/// FNV-1a, 64 bit: the one stable hash plumb derives names and identifiers from (generated
+/// port names here; link groups, pair ids, bridge MACs and firewall versions in `ownership`).
+/// Stable across runs and versions: changing it changes every derived name of every running lab.
+pub fn stable_hash(bytes: &[u8]) -> u64 {
+    const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+    bytes.iter().fold(FNV_OFFSET, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,17 +5,8 @@
 //! second `plumb up` find the same device. The name is `pl` followed by 13 hex digits of a 64-bit
 //! FNV-1a hash of `lab/node/ifname`, the far end's identity: 15 bytes, the kernel's limit.
 
-use super::names::{IfName, LabName};
+use super::names::{stable_hash as fnv1a64, IfName, LabName};
 use super::types::NodeRef;
-
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(FNV_OFFSET, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(FNV_PRIME)
-    })
-}
 
 /// What a generated port name is derived from: `lab/node/ifname`.
 pub(crate) fn port_seed(lab: &LabName, node: &NodeRef, ifname: &IfName) -> String {
