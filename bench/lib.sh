@@ -165,16 +165,19 @@ bench_ratio() {
 bench_mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
 # bench_run_timed OUT CMD...: runs CMD under /usr/bin/time with stdout+stderr in OUT; sets
-# BENCH_SECS (wall time), BENCH_T0/BENCH_T1 (epoch seconds around it) and BENCH_RSS_KIB.
+# BENCH_SECS (wall time), BENCH_T0/BENCH_T1 (epoch seconds around it), BENCH_RSS_KIB (peak
+# RSS) and BENCH_USER/BENCH_SYS (CPU seconds in user space / in the kernel, all threads).
+# CMD must exit 0, or with one of the statuses listed in BENCH_ALLOW_RC (e.g. "1").
 bench_run_timed() {
-    local out=$1
+    local out=$1 rc=0
     shift
     BENCH_T0=$EPOCHREALTIME
-    /usr/bin/time -f %M -o "$BENCH_WORK/rss" "$@" >"$out" 2>&1 || {
-        cat "$out" >&2
-        bench_die "failed: $*"
-    }
+    /usr/bin/time -f '%M %U %S' -o "$BENCH_WORK/rss" "$@" >"$out" 2>&1 || rc=$?
     BENCH_T1=$EPOCHREALTIME
+    if ((rc)) && [[ " ${BENCH_ALLOW_RC:-} " != *" $rc "* ]]; then
+        tail -n 20 "$out" >&2
+        bench_die "failed (exit status $rc): $*"
+    fi
     BENCH_SECS=$(bench_elapsed "$BENCH_T0" "$BENCH_T1")
-    BENCH_RSS_KIB=$(tail -n 1 "$BENCH_WORK/rss")
+    read -r BENCH_RSS_KIB BENCH_USER BENCH_SYS < <(tail -n 1 "$BENCH_WORK/rss")
 }
