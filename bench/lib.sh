@@ -152,6 +152,25 @@ EOF
     done
 }
 
+# Returns once every bridge port in the sandbox is forwarding; BENCH_READY_AT is the wall clock
+# of the first poll that saw it. After a tool has set the links up, the kernel still has to
+# process each device's carrier change (linkwatch, at most 100 devices per run, runs paced up to
+# a second apart while other events are pending); until then a bridge port stays disabled and
+# its member unreachable. Polls `bridge link show` every ~20 ms; dies after 10 minutes.
+bench_wait_ports_forwarding() {
+    local start=${EPOCHREALTIME%.*} ports
+    while :; do
+        ports=$(bridge link show)
+        if [[ -n "$ports" && "$ports" != *"state disabled"* && "$ports" != *"state listening"* &&
+            "$ports" != *"state learning"* && "$ports" != *"state blocking"* ]]; then
+            break
+        fi
+        read -r -t 0.02 -u "$BENCH_SLEEP_FD" _ || true
+        ((${EPOCHREALTIME%.*} - start < 600)) || bench_die "bridge ports still not forwarding after 10 minutes"
+    done
+    BENCH_READY_AT=$EPOCHREALTIME
+}
+
 # bench_median V...: the median (the lower middle for an even count); bench_best V...: the least.
 bench_median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 bench_best() { printf '%s\n' "$@" | sort -g | head -n 1; }

@@ -29,6 +29,12 @@
 #
 # What is measured, in one run and one sandbox, for plumb, floor-opt and the ip baseline:
 #   up                      wall time of `plumb up FILE` / `floor-opt up N` / the ip loop.
+#   up, data path ready     wall time until every bridge port is forwarding: after the command
+#                           returns, the kernel still has to process each veth end's carrier change
+#                           (linkwatch: at most 100 devices per run, runs paced up to a second apart
+#                           while other events are pending); until then the member's bridge port is
+#                           disabled and the member unreachable. Polled with `bridge link show`
+#                           every ~20 ms. Not a target, but it is when the lab can be used.
 #   up again (plumb only)   a second `plumb up FILE`, which finds nothing to do.
 #   down, returned          wall time until the `down` command (or the ip loop) returns.
 #   down, kernel finished   wall time until the kernel has also destroyed every namespace the
@@ -125,14 +131,23 @@ member_addr() { local a=$(($1 + 1)); echo "10.200.$((a / 256)).$((a % 256))"; }
 # Member I's address in floor-opt's lab (its bridge bstar0 has 10.88.0.1/16).
 floor_addr() { echo "10.88.$(($1 / 250)).$(($1 % 250 + 2))"; }
 
-# One ping from namespace $1 to $2, tried three times: right after a big lab comes up, a first
+# One ping from namespace $1 to $2, tried five times: right after a big lab comes up, a first
 # ARP request on a 1000-port bridge is occasionally lost.
 ping_from() {
     local try
-    for try in 1 2 3; do
-        ip netns exec "$1" ping -n -c 1 -W 2 "$2" >/dev/null && return 0
+    for try in 1 2 3 4 5; do
+        ip netns exec "$1" ping -n -c 1 -W 3 "$2" >/dev/null && return 0
         echo "bench: ping $1 -> $2 failed (try $try)" >&2
     done
+    echo "bench: $1's neighbours: $(ip -n "$1" neigh | tr '\n' ';')" >&2
+    echo "bench: $1: $(ip -n "$1" -br link | tr '\n' ';') $(ip -n "$1" -br addr | tr '\n' ';')" >&2
+    local dst
+    dst=$(ip -o addr show to "$2" 2>/dev/null | awk '{print $2}')
+    [[ -n "$dst" ]] || for dst in $(ip netns list | awk '{print $1}'); do
+        ip -n "$dst" -o addr show to "$2" | grep -q . && break
+    done
+    echo "bench: $2 is on ${dst:-?}: $(ip -n "$dst" -br link 2>/dev/null | tr '\n' ';') $(ip -n "$dst" -s link show eth0 2>/dev/null | tr -s ' \n' ' ')" >&2
+    echo "bench: ports not forwarding: $(bridge link show | grep -cv forwarding)" >&2
     return 1
 }
 
@@ -163,30 +178,34 @@ timed_down() {
     DOWN_FIN=$(bench_elapsed "$BENCH_T0" "$BENCH_DONE_AT")
 }
 
-P_UP=() P_NOOP=() P_RET=() P_FIN=() P_RSS=()
-F_UP=() F_RET=() F_FIN=() F_RSS=()
+P_UP=() P_READY=() P_NOOP=() P_RET=() P_FIN=() P_RSS=()
+F_UP=() F_READY=() F_RET=() F_FIN=() F_RSS=()
 
 plumb_round() {
     bench_run_timed "$WORK/plumb.out" "$PLUMB" up "$FILE"
     P_UP+=("$BENCH_SECS") P_RSS+=("$BENCH_RSS_KIB")
+    bench_wait_ports_forwarding
+    P_READY+=("$(bench_elapsed "$BENCH_T0" "$BENCH_READY_AT")")
     check_star plumb "$BRIDGE" "$GATEWAY" "$(member_addr "$N")"
     bench_run_timed "$WORK/plumb.out" "$PLUMB" up "$FILE"
     P_NOOP+=("$BENCH_SECS") P_RSS+=("$BENCH_RSS_KIB")
     timed_down "$WORK/plumb.out" "$PLUMB" down "$FILE"
     P_RET+=("$DOWN_RET") P_FIN+=("$DOWN_FIN") P_RSS+=("$BENCH_RSS_KIB")
     check_empty plumb
-    bench_log "  plumb:     up ${P_UP[-1]} s, up again ${P_NOOP[-1]} s, down ${DOWN_RET} s (kernel finished ${DOWN_FIN} s)"
+    bench_log "  plumb:     up ${P_UP[-1]} s (ports forwarding ${P_READY[-1]} s), up again ${P_NOOP[-1]} s, down ${DOWN_RET} s (kernel finished ${DOWN_FIN} s)"
     sleep "$PAUSE"
 }
 
 floor_round() {
     bench_run_timed "$WORK/floor.out" "$FLOOR_OPT" up "$N"
     F_UP+=("$BENCH_SECS") F_RSS+=("$BENCH_RSS_KIB")
+    bench_wait_ports_forwarding
+    F_READY+=("$(bench_elapsed "$BENCH_T0" "$BENCH_READY_AT")")
     check_star floor-opt bstar0 10.88.0.1 "$(floor_addr "$N")"
     timed_down "$WORK/floor.out" "$FLOOR_OPT" down "$N"
     F_RET+=("$DOWN_RET") F_FIN+=("$DOWN_FIN") F_RSS+=("$BENCH_RSS_KIB")
     check_empty floor-opt
-    bench_log "  floor-opt: up ${F_UP[-1]} s, down ${DOWN_RET} s (kernel finished ${DOWN_FIN} s)"
+    bench_log "  floor-opt: up ${F_UP[-1]} s (ports forwarding ${F_READY[-1]} s), down ${DOWN_RET} s (kernel finished ${DOWN_FIN} s)"
     sleep "$PAUSE"
 }
 
@@ -220,7 +239,7 @@ in_member() {
     fi
 }
 
-IP_UP=- IP_RET=- IP_FIN=-
+IP_UP=- IP_READY=- IP_RET=- IP_FIN=-
 if [[ "$BASELINE" != none ]]; then
     bench_log "ip up ($((8 * N + 3)) commands, $BASELINE)"
     t0=$EPOCHREALTIME
@@ -238,6 +257,8 @@ if [[ "$BASELINE" != none ]]; then
         in_member "c$i" route add default via "$GATEWAY"
     done
     IP_UP=$(bench_elapsed "$t0" "$EPOCHREALTIME")
+    bench_wait_ports_forwarding
+    IP_READY=$(bench_elapsed "$t0" "$BENCH_READY_AT")
     check_star ip "$BRIDGE" "$GATEWAY" "$(member_addr "$N")"
 
     bench_log "ip down ($((2 * N + 1)) commands)"
@@ -251,17 +272,19 @@ if [[ "$BASELINE" != none ]]; then
     bench_kernel_done
     IP_FIN=$(bench_elapsed "$t0" "$BENCH_DONE_AT")
     check_empty ip
-    bench_log "  ip:        up $IP_UP s, down $IP_RET s (kernel finished $IP_FIN s)"
+    bench_log "  ip:        up $IP_UP s (ports forwarding $IP_READY s), down $IP_RET s (kernel finished $IP_FIN s)"
 fi
 
 # ---- report ----
 stat_or_dash() { if (($# > 1)); then "$1" "${@:2}"; else echo -; fi; }
 PEAK=$(bench_max "${P_RSS[@]}")
 P_UP_B=$(bench_best "${P_UP[@]}") P_UP_M=$(bench_median "${P_UP[@]}")
+P_RDY_B=$(bench_best "${P_READY[@]}") P_RDY_M=$(bench_median "${P_READY[@]}")
 P_NOOP_B=$(bench_best "${P_NOOP[@]}") P_NOOP_M=$(bench_median "${P_NOOP[@]}")
 P_RET_B=$(bench_best "${P_RET[@]}") P_RET_M=$(bench_median "${P_RET[@]}")
 P_FIN_B=$(bench_best "${P_FIN[@]}") P_FIN_M=$(bench_median "${P_FIN[@]}")
 F_UP_B=$(stat_or_dash bench_best "${F_UP[@]}") F_UP_M=$(stat_or_dash bench_median "${F_UP[@]}")
+F_RDY_B=$(stat_or_dash bench_best "${F_READY[@]}") F_RDY_M=$(stat_or_dash bench_median "${F_READY[@]}")
 F_RET_B=$(stat_or_dash bench_best "${F_RET[@]}") F_RET_M=$(stat_or_dash bench_median "${F_RET[@]}")
 F_FIN_B=$(stat_or_dash bench_best "${F_FIN[@]}") F_FIN_M=$(stat_or_dash bench_median "${F_FIN[@]}")
 F_PEAK=$(stat_or_dash bench_max "${F_RSS[@]}")
@@ -273,6 +296,7 @@ echo
 row step "plumb best" "plumb median" "floor-opt best" "floor-opt median" "plumb/floor best" "plumb/floor median" "ip ($BASELINE)" "ip / plumb best"
 row ------------------------------- ---------- ------------ -------------- ---------------- ---------------- ------------------ --------------- ---------------
 row up "$P_UP_B" "$P_UP_M" "$F_UP_B" "$F_UP_M" "$(bench_ratio "$P_UP_B" "$F_UP_B")" "$(bench_ratio "$P_UP_M" "$F_UP_M")" "$IP_UP" "$(bench_ratio "$IP_UP" "$P_UP_B")"
+row "up (data path ready)" "$P_RDY_B" "$P_RDY_M" "$F_RDY_B" "$F_RDY_M" "$(bench_ratio "$P_RDY_B" "$F_RDY_B")" "$(bench_ratio "$P_RDY_M" "$F_RDY_M")" "$IP_READY" "$(bench_ratio "$IP_READY" "$P_RDY_B")"
 row "up again (no change)" "$P_NOOP_B" "$P_NOOP_M" - - - - - -
 row "down (until it returns)" "$P_RET_B" "$P_RET_M" "$F_RET_B" "$F_RET_M" "$(bench_ratio "$P_RET_B" "$F_RET_B")" "$(bench_ratio "$P_RET_M" "$F_RET_M")" "$IP_RET" "$(bench_ratio "$IP_RET" "$P_RET_B")"
 row "down (until the kernel is done)" "$P_FIN_B" "$P_FIN_M" "$F_FIN_B" "$F_FIN_M" "$(bench_ratio "$P_FIN_B" "$F_FIN_B")" "$(bench_ratio "$P_FIN_M" "$F_FIN_M")" "$IP_FIN" "$(bench_ratio "$IP_FIN" "$P_FIN_B")"
@@ -280,6 +304,7 @@ echo
 F_PEAK_MIB=-
 [[ "$F_PEAK" == - ]] || F_PEAK_MIB=$(bench_mib "$F_PEAK")
 echo "peak RSS: plumb $(bench_mib "$PEAK") MiB, floor-opt $F_PEAK_MIB MiB"
+echo "'data path ready': until every bridge port forwards (the kernel's linkwatch has caught up)."
 echo "'until the kernel is done': until the kernel has destroyed every namespace the teardown released (the check alone costs ${DONE_MS} ms)."
 echo
 

@@ -30,7 +30,8 @@
 #
 # Measured for each size, in one sandbox:
 #   plumb   `up --dry-run` on the empty sandbox (parse, expand, plan); `up` (wall time, peak RSS,
-#           and a profile per phase from PLUMB_LOG=debug, see below); `up` again (nothing to do:
+#           CPU time, and a profile per phase from PLUMB_LOG=debug, see below), also until every
+#           bridge port forwards (the kernel's linkwatch has caught up: the lab is usable); `up` again (nothing to do:
 #           reads every namespace back); `down --dry-run` (reads and plans the teardown); `down`,
 #           both until it returns and until the kernel has destroyed the namespaces (the method
 #           of bench/lib.sh, validated by bench/kernel-done-check.sh).
@@ -140,10 +141,19 @@ lab_file() {
 
 ping_from() {
     local try
-    for try in 1 2 3; do
-        ip netns exec "$1" ping -n -c 1 -W 2 "$2" >/dev/null && return 0
+    for try in 1 2 3 4 5; do
+        ip netns exec "$1" ping -n -c 1 -W 3 "$2" >/dev/null && return 0
         echo "bench: ping $1 -> $2 failed (try $try)" >&2
     done
+    echo "bench: $1's neighbours: $(ip -n "$1" neigh | tr '\n' ';')" >&2
+    echo "bench: $1: $(ip -n "$1" -br link | tr '\n' ';') $(ip -n "$1" -br addr | tr '\n' ';')" >&2
+    local dst
+    dst=$(ip -o addr show to "$2" 2>/dev/null | awk '{print $2}')
+    [[ -n "$dst" ]] || for dst in $(ip netns list | awk '{print $1}'); do
+        ip -n "$dst" -o addr show to "$2" | grep -q . && break
+    done
+    echo "bench: $2 is on ${dst:-?}: $(ip -n "$dst" -br link 2>/dev/null | tr '\n' ';') $(ip -n "$dst" -s link show eth0 2>/dev/null | tr -s ' \n' ' ')" >&2
+    echo "bench: ports not forwarding: $(bridge link show | grep -cv forwarding)" >&2
     return 1
 }
 
@@ -222,6 +232,8 @@ plumb_round() {
         k=${line%% *}
         [[ " pre gaps post ${KINDS[*]} " == *" $k "* ]] || bench_log "  (plumb batch kind $k is not in the report: ${line#* } s)"
     done <"$WORK/profile"
+    bench_wait_ports_forwarding
+    add "$s" p_ready "$(bench_elapsed "$BENCH_T0" "$BENCH_READY_AT")"
     check_lab plumb "$s"
     bench_run_timed "$WORK/out" "$PLUMB" up "$file"
     add "$s" p_noop "$BENCH_SECS"
@@ -236,7 +248,7 @@ plumb_round() {
     bench_kernel_done
     add "$s" p_fin "$(bench_elapsed "$BENCH_T0" "$BENCH_DONE_AT")"
     check_empty plumb
-    bench_log "  plumb:  up $(last "$s" p_up) s (RSS $(bench_mib "$BENCH_RSS_KIB") MiB at down), down $(last "$s" p_ret) s, kernel done $(last "$s" p_fin) s"
+    bench_log "  plumb:  up $(last "$s" p_up) s (ports forwarding $(last "$s" p_ready) s; RSS $(bench_mib "$BENCH_RSS_KIB") MiB at down), down $(last "$s" p_ret) s, kernel done $(last "$s" p_fin) s"
     sleep "$PAUSE"
 }
 last() { local a; read -ra a <<<"${V["$1:$2"]}"; echo "${a[-1]}"; }
@@ -296,6 +308,10 @@ kernel_round() {
     fi
     add "$s" k_addr "$(sum "$a" "$b" "$c")"
     add "$s" k_total "$(sum "$(last "$s" k_ns)" "$(last "$s" k_links)" "$(last "$s" k_up)" "$(last "$s" k_addr)")"
+    local k1=$EPOCHREALTIME
+    bench_wait_ports_forwarding
+    # the phases' sum plus the wait after the last one (process start-ups between phases left out)
+    add "$s" k_ready "$(sum "$(last "$s" k_total)" "$(bench_elapsed "$k1" "$BENCH_READY_AT")")"
     check_lab kernel-probe "$s"
 
     t0=$EPOCHREALTIME
@@ -306,7 +322,7 @@ kernel_round() {
     bench_kernel_done
     add "$s" k_fin "$(bench_elapsed "$t0" "$BENCH_DONE_AT")"
     check_empty kernel-probe
-    bench_log "  kernel: up $(last "$s" k_total) s (netns $(last "$s" k_ns), links $(last "$s" k_links), up $(last "$s" k_up), addr+route $(last "$s" k_addr)), down $(last "$s" k_ret) s, kernel done $(last "$s" k_fin) s"
+    bench_log "  kernel: up $(last "$s" k_total) s (ports forwarding $(last "$s" k_ready) s; netns $(last "$s" k_ns), links $(last "$s" k_links), up $(last "$s" k_up), addr+route $(last "$s" k_addr)), down $(last "$s" k_ret) s, kernel done $(last "$s" k_fin) s"
     sleep "$PAUSE"
 }
 
@@ -361,14 +377,14 @@ m2() {
 echo
 echo "star-N past one bridge: N namespaces in N/$PER networks of $PER; $CPUS CPUs, Linux $(uname -r); $ROUNDS rounds; seconds"
 echo
-hdr="| N | networks | plumb up best | plumb up median | up again | up --dry-run | down --dry-run | down (returns) | down (kernel done) | plumb peak RSS | kernel up | kernel down (returns) | kernel down (kernel done) | plumb up / kernel up |"
+hdr="| N | networks | plumb up best | plumb up median | plumb up, ports forwarding | up again | up --dry-run | down --dry-run | down (returns) | down (kernel done) | plumb peak RSS | kernel up | kernel up, ports forwarding | kernel down (returns) | kernel down (kernel done) | plumb up / kernel up |"
 echo "$hdr"
 echo "${hdr//[^|]/-}"
 for s in "${SZ[@]}"; do
-    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s MiB | %s | %s | %s | %s |\n' "$s" $((s / PER)) \
-        "$(best "$s" p_up)" "$(med "$s" p_up)" "$(med "$s" p_noop)" "$(med "$s" p_dry_up)" "$(med "$s" p_dry_down)" \
+    printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s MiB | %s | %s | %s | %s | %s |\n' "$s" $((s / PER)) \
+        "$(best "$s" p_up)" "$(med "$s" p_up)" "$(med "$s" p_ready)" "$(med "$s" p_noop)" "$(med "$s" p_dry_up)" "$(med "$s" p_dry_down)" \
         "$(med "$s" p_ret)" "$(med "$s" p_fin)" "$(bench_mib "$(most "$s" p_rss)")" \
-        "$(f3 "$(med "$s" k_total)")" "$(med "$s" k_ret)" "$(med "$s" k_fin)" "$(bench_ratio "$(med "$s" p_up)" "$(med "$s" k_total)")"
+        "$(f3 "$(med "$s" k_total)")" "$(med "$s" k_ready)" "$(med "$s" k_ret)" "$(med "$s" k_fin)" "$(bench_ratio "$(med "$s" p_up)" "$(med "$s" k_total)")"
 done
 if [[ "$(med "$PER" f_up)" != - ]]; then
     echo
