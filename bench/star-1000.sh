@@ -304,7 +304,7 @@ echo
 F_PEAK_MIB=-
 [[ "$F_PEAK" == - ]] || F_PEAK_MIB=$(bench_mib "$F_PEAK")
 echo "peak RSS: plumb $(bench_mib "$PEAK") MiB, floor-opt $F_PEAK_MIB MiB"
-echo "'data path ready': until every bridge port forwards (the kernel's linkwatch has caught up)."
+echo "'data path ready': until every bridge port forwards (the kernel's linkwatch has caught up); worst round: plumb $(bench_max "${P_READY[@]}") s, floor-opt $(stat_or_dash bench_max "${F_READY[@]}") s."
 echo "'until the kernel is done': until the kernel has destroyed every namespace the teardown released (the check alone costs ${DONE_MS} ms)."
 echo
 

@@ -386,6 +386,8 @@ for s in "${SZ[@]}"; do
         "$(med "$s" p_ret)" "$(med "$s" p_fin)" "$(bench_mib "$(most "$s" p_rss)")" \
         "$(f3 "$(med "$s" k_total)")" "$(med "$s" k_ready)" "$(med "$s" k_ret)" "$(med "$s" k_fin)" "$(bench_ratio "$(med "$s" p_up)" "$(med "$s" k_total)")"
 done
+echo
+echo "worst round, plumb up until every bridge port forwards: $(for s in "${SZ[@]}"; do printf '%s at %s; ' "$(most "$s" p_ready)" "$s"; done)"
 if [[ "$(med "$PER" f_up)" != - ]]; then
     echo
     echo "floor-opt at $PER (one bridge; medians): up $(med "$PER" f_up) s, down $(med "$PER" f_ret) s, kernel done $(med "$PER" f_fin) s"
