@@ -3,8 +3,8 @@
 # on a star of N namespaces on one bridge (examples/star-1000.toml at the default N=1000).
 #
 # Required (Debian packages): iproute2 (ip), time (/usr/bin/time, for peak RSS), util-linux
-# (unshare), iputils-ping (ping), nftables (nft, used by floor-opt), bash >= 5, mawk or gawk;
-# cargo to build plumb unless PLUMB is set.
+# (unshare), iputils-ping (ping), nftables (nft, used by floor-opt), python3 (bench/netns-gone.py),
+# bash >= 5, mawk or gawk; cargo to build plumb unless PLUMB is set.
 #
 # Usage:
 #   FLOOR_OPT=/work/floor/target/release/floor-opt bench/star-1000.sh
@@ -82,8 +82,8 @@ if ! bench_inside; then
     fi
     [[ "$BASELINE" =~ ^(ip-n|seed|none)$ ]] || bench_die "BASELINE must be ip-n, seed or none, got $BASELINE"
     ((BASH_VERSINFO[0] >= 5)) || bench_die "needs bash >= 5 (EPOCHREALTIME)"
-    for tool in ip unshare ping awk; do
-        command -v "$tool" >/dev/null || bench_die "missing $tool (apt-get install iproute2 util-linux iputils-ping)"
+    for tool in ip bridge unshare ping awk python3; do
+        command -v "$tool" >/dev/null || bench_die "missing $tool (apt-get install iproute2 util-linux iputils-ping python3)"
     done
     [[ -x /usr/bin/time ]] || bench_die "missing /usr/bin/time (apt-get install time)"
     if [[ "${NO_FLOOR:-}" == 1 ]]; then

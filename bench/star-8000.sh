@@ -469,6 +469,10 @@ if [[ " $SIZES " == *" 1000 "* && " $SIZES " == *" 8000 "* ]]; then
     ok=$(awk -v v="$(most 8000 p_rss)" -v l="$MAX_RSS_KIB" 'BEGIN { print (v < l) ? "met" : "NOT MET" }')
     [[ "$ok" == met ]] || VERDICT=FAIL
     printf '  plumb peak RSS at 8000 < %d MiB:   %s MiB  %s\n' $((MAX_RSS_KIB / 1024)) "$rss" "$ok"
+    printf '  (not a target) the same ratio until every bridge port forwards: %s best against best, %s median\n' \
+        "$(growth "$(best 8000 p_ready)" "$(best 1000 p_ready)" 8)" "$(growth "$(med 8000 p_ready)" "$(med 1000 p_ready)" 8)"
+    printf '  (not a target) the same ratio for the kernel probe: %s best against best, %s median\n' \
+        "$(growth "$(best 8000 k_total)" "$(best 1000 k_total)" 8)" "$(growth "$(med 8000 k_total)" "$(med 1000 k_total)" 8)"
     echo
     echo "$VERDICT"
 else
