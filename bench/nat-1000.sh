@@ -6,28 +6,36 @@
 # of nftables rules (which must not depend on the member count). Target: NAT + publishing cost
 # at most 10% more than the plain network.
 #
-# Required (Debian packages): nftables (nft), util-linux (unshare); cargo unless PLUMB is set.
+# Required (Debian packages): nftables (nft), iproute2, util-linux (unshare), python3, bash >= 5;
+# cargo unless PLUMB is set.
 # Usage: bench/nat-1000.sh        N=1000 ROUNDS=3
 #        N=200 ROUNDS=5 PLUMB=target/release/plumb bench/nat-1000.sh
-# Everything runs in a fresh user + network + mount namespace with its own /run.
+# Everything runs in a fresh user + network + mount namespace with its own /run and /sys
+# (bench/lib.sh); the script refuses to run in the network namespace it was started from.
+# Between runs it waits until the kernel has destroyed the previous lab's namespaces.
 set -euo pipefail
 N=${N:-1000}
 ROUNDS=${ROUNDS:-3}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$HERE")
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
 
-if [ "${PLUMB_BENCH_INSIDE:-}" != 1 ]; then
-  if [ -z "${PLUMB:-}" ]; then
-    (cd "$ROOT" && cargo build --release -q -p plumb-cli)
-    PLUMB="$ROOT/target/release/plumb"
-  fi
-  export PLUMB N ROUNDS PLUMB_BENCH_INSIDE=1
-  exec "$PLUMB" sandbox -- bash "${BASH_SOURCE[0]}"
+if ! bench_inside; then
+    command -v nft >/dev/null || bench_die "missing nft (apt-get install nftables)"
+    if [ -z "${PLUMB:-}" ]; then
+        (cd "$ROOT" && cargo build --release -q -p plumb-cli) || bench_die "cargo build failed"
+        PLUMB="$ROOT/target/release/plumb"
+    fi
+    PLUMB=$(cd "$(dirname "$PLUMB")" && pwd)/$(basename "$PLUMB")
+    export PLUMB N ROUNDS
+    bench_enter "$HERE/nat-1000.sh"
 fi
 
 # Inside the sandbox from here on.
-[ "$(readlink /proc/self/ns/net)" != "$(readlink /proc/1/ns/net 2>/dev/null || true)" ] || { echo "not in a sandbox" >&2; exit 2; }
-dir=$(mktemp -d)
+bench_guard
+bench_prepare
+dir=$BENCH_WORK
 members="\"c[1..$N]\""
 cat > "$dir/plain.toml" <<TOML
 name = "natbench"
@@ -45,26 +53,26 @@ nat = true
 publish = [${pubs%,}]
 TOML
 
-now() { date +%s.%N; }
 time_up() {
-  local t0 t1
-  t0=$(now); "$PLUMB" up "$1" >/dev/null; t1=$(now)
-  echo "$t1 - $t0" | bc -l 2>/dev/null || awk "BEGIN{print $t1 - $t0}"
+  local t0
+  t0=$EPOCHREALTIME; "$PLUMB" up "$1" >/dev/null
+  bench_elapsed "$t0" "$EPOCHREALTIME"
 }
-median() { sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
+# Removes the lab and waits until the kernel has destroyed its namespaces.
+down() { "$PLUMB" down natbench >/dev/null; bench_kernel_done; sleep 1; }
 
 plain=(); nat=()
 rules=0
-for r in $(seq 1 "$ROUNDS"); do
-  plain+=("$(time_up "$dir/plain.toml")"); "$PLUMB" down natbench >/dev/null; sleep 3
+for ((r = 1; r <= ROUNDS; r++)); do
+  plain+=("$(time_up "$dir/plain.toml")"); down
   nat+=("$(time_up "$dir/nat.toml")")
   rules=$(nft -a list table inet plumb-natbench | grep -c -E '^\s+(ip|fib|iifname|oifname|meta|tcp|udp)')
-  "$PLUMB" down natbench >/dev/null; sleep 3
+  down
 done
-p=$(printf '%s\n' "${plain[@]}" | median)
-n=$(printf '%s\n' "${nat[@]}" | median)
+p=$(bench_median "${plain[@]}")
+n=$(bench_median "${nat[@]}")
 over=$(awk "BEGIN{printf \"%.1f\", ($n / $p - 1) * 100}")
-printf '\nnat-%d: median of %d rounds, 2 CPUs, %s\n\n' "$N" "$ROUNDS" "$(uname -r)"
+printf '\nnat-%d: median of %d rounds, %d CPUs, %s\n\n' "$N" "$ROUNDS" "$(nproc)" "$(uname -r)"
 printf '| lab | plumb up (s) |\n|---|---|\n| plain network | %.3f |\n| nat = true + 10 published ports | %.3f |\n\n' "$p" "$n"
 printf 'overhead: %s%% (target <= 10%%); nftables rules in the lab table: %d (members: %d)\n' "$over" "$rules" "$N"
-awk "BEGIN{exit !($over <= 10)}" && echo PASS || { echo FAIL; exit 1; }
+if awk "BEGIN{exit !($over <= 10)}"; then echo PASS; else echo FAIL; exit 1; fi
