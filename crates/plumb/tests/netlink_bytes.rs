@@ -6,6 +6,9 @@
 //!   means (`*.ip.hex`, captured with strace). Both are decoded with netlink-packet-route and
 //!   compared field by field; every attribute where the two legitimately differ is listed, with
 //!   why, next to the comparison.
+//! - Every kind of kernel reply plumb parses (dumps of links, addresses and routes; acks and
+//!   refusals) is decoded from bytes captured in a sandbox (`fixtures/netlink/dumps`, `acks`)
+//!   through plumb's decoders, every field asserted, then re-emitted and parsed again.
 //!
 //! Nothing here touches the kernel: `fixtures/netlink/capture/README.md` says how the bytes
 //! were captured and how to capture them again.
@@ -18,15 +21,17 @@ use ipnet::IpNet;
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
 };
+use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{
     AfSpecUnspec, InfoData, InfoPortData, InfoVeth, LinkAttribute, LinkHeader, LinkInfo,
 };
-use netlink_packet_route::RouteNetlinkMessage;
+use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteType};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use plumb::model::MacAddr;
-use plumb::netlink::addr;
-use plumb::netlink::link::{self, BridgeSpec, LinkChange, Target, VethEnd};
-use plumb::netlink::route::{self, RouteSpec};
-use plumb::netlink::Request;
+use plumb::netlink::addr::{self, AddrState};
+use plumb::netlink::link::{self, BridgeSpec, LinkChange, LinkKind, LinkState, Target, VethEnd};
+use plumb::netlink::route::{self, RouteSpec, RouteState};
+use plumb::netlink::{DumpReader, NetlinkError, Request, NLMSG_DONE, NLMSG_ERROR};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -994,6 +999,20 @@ fn netlink_link_set_promote_secondaries_encodes_devconf_20() {
     assert_eq!(nlas(spec.1)[0], af[0]);
 }
 
+/// Renaming requires an index target (documented on `LinkChange::name`), but the API does not
+/// enforce it: by name, the request carries IFLA_IFNAME twice, the kernel looks the interface
+/// up by the last one (the new name) and answers ENODEV (captured: acks/enodev_rename_by_name).
+#[test]
+fn netlink_link_set_name_by_name_repeats_ifname_and_is_refused() {
+    let ours = plumb_sent("set_name_by_name", requests("set_name_by_name"));
+    assert_eq!(ours.len(), 1);
+    let m = meaning(&ours[0]);
+    assert_eq!(m["header.index"], ["0"]);
+    assert_eq!(m["IfName"], ["IfName(\"v0\")", "IfName(\"v0new\")"]);
+    let err = feed_ack("acks/enodev_rename_by_name.hex").expect_err("a refusal");
+    assert_eq!(err.errno(), Some(libc::ENODEV));
+}
+
 // Addresses.
 
 matches_iproute2!(
@@ -1073,3 +1092,473 @@ matches_iproute2!(
     differs("header.scope", WHY_V6_SCOPE),
     differs("header.kind", WHY_DEL_TYPE),
 );
+
+// ---------------------------------------------------------------------------------------------
+// What plumb parses
+
+/// `NLM_F_CAPPED` and `NLM_F_ACK_TLVS` from `include/uapi/linux/netlink.h`.
+const NLM_F_CAPPED: u16 = 0x100;
+const NLM_F_ACK_TLVS: u16 = 0x200;
+
+/// The messages of one datagram: (nlmsg_type, nlmsg_flags, bytes).
+fn messages(datagram: &[u8]) -> Vec<(u16, u16, &[u8])> {
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 16 <= datagram.len() {
+        let len = u32::from_ne_bytes(datagram[off..off + 4].try_into().unwrap()) as usize;
+        let kind = u16::from_ne_bytes(datagram[off + 4..off + 6].try_into().unwrap());
+        let flags = u16::from_ne_bytes(datagram[off + 6..off + 8].try_into().unwrap());
+        assert!(
+            len >= 16 && off + len <= datagram.len(),
+            "truncated message"
+        );
+        out.push((kind, flags, &datagram[off..off + len]));
+        off += (len + 3) & !3;
+    }
+    assert_eq!(off, datagram.len(), "trailing bytes");
+    out
+}
+
+fn seq_of(message: &[u8]) -> u32 {
+    u32::from_ne_bytes(message[8..12].try_into().unwrap())
+}
+
+/// A captured dump fed datagram by datagram to a `DumpReader`, as `NlSocket::dump` does: the
+/// dump completes exactly at the last datagram, which ends with NLMSG_DONE.
+fn dump(rel: &str, seq: u32) -> Vec<RouteNetlinkMessage> {
+    let datagrams = load_hex(rel);
+    let mut reader = DumpReader::new(seq);
+    for (i, d) in datagrams.iter().enumerate() {
+        let last = i + 1 == datagrams.len();
+        let done = reader
+            .feed(d)
+            .unwrap_or_else(|e| panic!("{rel}: datagram {i}: {e}"));
+        assert_eq!(done, last, "{rel}: datagram {i} of {}", datagrams.len());
+        if last {
+            let msgs = messages(d);
+            assert_eq!(msgs.last().map(|m| m.0), Some(NLMSG_DONE), "{rel}");
+        }
+    }
+    assert!(!reader.interrupted, "{rel}: not marked NLM_F_DUMP_INTR");
+    reader.replies
+}
+
+fn links() -> Vec<LinkState> {
+    dump("dumps/link.hex", 100)
+        .iter()
+        .map(|m| match m {
+            RouteNetlinkMessage::NewLink(l) => link::parse(l),
+            other => panic!("not a link: {other:?}"),
+        })
+        .collect()
+}
+
+fn dumped_link(name: &str) -> LinkState {
+    links()
+        .into_iter()
+        .find(|l| l.name == name)
+        .unwrap_or_else(|| panic!("no link {name} in dumps/link.hex"))
+}
+
+/// A link as capture/rich.sh leaves most of them: a veth end, MTU 1500, no alias or master.
+fn veth(index: u32, name: &str, mac_last: u8, peer: u32) -> LinkState {
+    LinkState {
+        index,
+        name: name.into(),
+        kind: LinkKind::Veth,
+        alias: None,
+        mtu: 1500,
+        mac: Some(MacAddr([0x02, 0, 0, 0, 0, mac_last])),
+        up: true,
+        lower_up: true,
+        operstate: "up".into(),
+        master: None,
+        peer_index: Some(peer),
+        peer_netnsid: None,
+        group: 0,
+        isolated: false,
+        stp: None,
+    }
+}
+
+#[test]
+fn netlink_link_dump_of_three_datagrams_yields_eight_links() {
+    assert_eq!(load_hex("dumps/link.hex").len(), 3);
+    let names: Vec<String> = links().into_iter().map(|l| l.name).collect();
+    assert_eq!(names, ["lo", "v0", "v0p", "vx", "vd", "ve", "mv", "br0"]);
+}
+
+#[test]
+fn netlink_link_parse_loopback_is_up_with_unknown_operstate() {
+    assert_eq!(
+        dumped_link("lo"),
+        LinkState {
+            index: 1,
+            name: "lo".into(),
+            kind: LinkKind::Loopback,
+            alias: None,
+            mtu: 65536,
+            mac: Some(MacAddr([0; 6])),
+            up: true,
+            lower_up: true,
+            operstate: "unknown".into(),
+            master: None,
+            peer_index: None,
+            peer_netnsid: None,
+            group: 0,
+            isolated: false,
+            stp: None,
+        }
+    );
+}
+
+#[test]
+fn netlink_link_parse_veth_with_alias_and_group_reports_both() {
+    assert_eq!(
+        dumped_link("v0"),
+        LinkState {
+            alias: Some("plumb:lab1".into()),
+            group: 7,
+            ..veth(10, "v0", 0x10, 11)
+        }
+    );
+}
+
+#[test]
+fn netlink_link_parse_isolated_bridge_port_reports_master_and_isolation() {
+    assert_eq!(
+        dumped_link("v0p"),
+        LinkState {
+            master: Some(50),
+            isolated: true,
+            ..veth(11, "v0p", 0x11, 10)
+        }
+    );
+}
+
+#[test]
+fn netlink_link_parse_veth_with_peer_in_other_namespace_reports_netnsid() {
+    // vy is index 2 in namespace b, which namespace main knows as nsid 0 (IFLA_LINK_NETNSID).
+    assert_eq!(
+        dumped_link("vx"),
+        LinkState {
+            lower_up: false,
+            operstate: "down".into(),
+            peer_netnsid: Some(0),
+            ..veth(20, "vx", 0x20, 2)
+        }
+    );
+}
+
+#[test]
+fn netlink_link_parse_down_veth_pair_reports_down() {
+    let down = |index, name: &str, mac, peer| LinkState {
+        up: false,
+        lower_up: false,
+        operstate: "down".into(),
+        ..veth(index, name, mac, peer)
+    };
+    assert_eq!(dumped_link("vd"), down(30, "vd", 0x30, 31));
+    assert_eq!(dumped_link("ve"), down(31, "ve", 0x31, 30));
+}
+
+#[test]
+fn netlink_link_parse_macvlan_on_carrierless_link_is_other_kind_lowerlayerdown() {
+    assert_eq!(
+        dumped_link("mv"),
+        LinkState {
+            kind: LinkKind::Other("macvlan".into()),
+            lower_up: false,
+            operstate: "lowerlayerdown".into(),
+            ..veth(40, "mv", 0x40, 20)
+        }
+    );
+}
+
+#[test]
+fn netlink_link_parse_bridge_with_stp_reports_stp_on() {
+    // Up, but its only port is still in STP's listening state: no carrier.
+    assert_eq!(
+        dumped_link("br0"),
+        LinkState {
+            index: 50,
+            name: "br0".into(),
+            kind: LinkKind::Bridge,
+            alias: None,
+            mtu: 1500,
+            mac: Some(MacAddr([0x02, 0, 0, 0, 0, 0x50])),
+            up: true,
+            lower_up: false,
+            operstate: "down".into(),
+            master: None,
+            peer_index: None,
+            peer_netnsid: None,
+            group: 0,
+            isolated: false,
+            stp: Some(true),
+        }
+    );
+}
+
+#[test]
+fn netlink_addr_parse_dump_reports_every_address_with_its_prefix() {
+    let addrs: Vec<AddrState> = dump("dumps/addr.hex", 101)
+        .iter()
+        .map(|m| match m {
+            RouteNetlinkMessage::NewAddress(a) => addr::parse(a).expect("an address"),
+            other => panic!("not an address: {other:?}"),
+        })
+        .collect();
+    let a = |index, s: &str| AddrState {
+        index,
+        addr: net(s),
+    };
+    assert_eq!(
+        addrs,
+        [
+            a(1, "127.0.0.1/8"),
+            a(10, "10.0.0.1/24"),
+            a(1, "::1/128"),
+            a(10, "2001:db8::1/64"),
+            a(10, "fe80::ff:fe00:10/64"),
+            a(11, "fe80::ff:fe00:11/64"),
+        ]
+    );
+}
+
+#[test]
+fn netlink_addr_parse_ipv6_without_ifa_local_uses_ifa_address() {
+    // The kernel sends IPv6 addresses with IFA_ADDRESS only, IPv4 ones with both.
+    for m in dump("dumps/addr.hex", 101) {
+        let RouteNetlinkMessage::NewAddress(a) = m else {
+            panic!("not an address")
+        };
+        let has_local = a
+            .attributes
+            .iter()
+            .any(|x| matches!(x, AddressAttribute::Local(_)));
+        assert_eq!(has_local, a.header.family == AddressFamily::Inet);
+    }
+}
+
+fn routes() -> Vec<RouteMessage> {
+    dump("dumps/route.hex", 102)
+        .into_iter()
+        .map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r) => r,
+            other => panic!("not a route: {other:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn netlink_route_parse_dump_keeps_main_table_unicast_routes() {
+    let kept: Vec<RouteState> = routes().iter().filter_map(route::parse).collect();
+    let r = |dst: &str, via: Option<&str>, oif, protocol| RouteState {
+        dst: net(dst),
+        via: via.map(|v| v.parse().unwrap()),
+        oif: Some(oif),
+        protocol,
+    };
+    assert_eq!(
+        kept,
+        [
+            r("0.0.0.0/0", Some("10.0.0.254"), 10, 3), // RTPROT_BOOT: `ip route add`'s default
+            r("10.0.0.0/24", None, 10, 2),             // connected, RTPROT_KERNEL
+            r("10.1.0.0/24", None, 10, 250),
+            r("10.2.0.0/16", Some("10.0.0.254"), 10, 250),
+            r("2001:db8::/64", None, 10, 2),
+            r("2001:db8:1::/64", None, 10, 250),
+            r("fe80::/64", None, 10, 2),
+            r("fe80::/64", None, 11, 2),
+            r("::/0", Some("2001:db8::fe"), 10, 250),
+        ]
+    );
+}
+
+#[test]
+fn netlink_route_parse_drops_other_tables_and_non_unicast() {
+    let all = routes();
+    assert_eq!(all.len(), 25);
+    let dropped: Vec<&RouteMessage> = all.iter().filter(|r| route::parse(r).is_none()).collect();
+    assert_eq!(dropped.len(), 16);
+    for r in &dropped {
+        let table = r
+            .attributes
+            .iter()
+            .find_map(|a| match a {
+                RouteAttribute::Table(t) => Some(*t),
+                _ => None,
+            })
+            .expect("the kernel sends RTA_TABLE");
+        assert!(
+            table != 254 || r.header.kind != RouteType::Unicast,
+            "a main-table unicast route was dropped: {r:?}"
+        );
+    }
+    // Table 1000 does not fit rtm_table: the header says RT_TABLE_COMPAT (252), RTA_TABLE 1000.
+    let t1000 = dropped
+        .iter()
+        .find(|r| r.attributes.contains(&RouteAttribute::Table(1000)))
+        .expect("the table 1000 route");
+    assert_eq!(t1000.header.table, 252);
+    let kinds = |k: RouteType| dropped.iter().filter(|r| r.header.kind == k).count();
+    assert_eq!(
+        [
+            kinds(RouteType::Unicast),     // tables 100 and 1000
+            kinds(RouteType::Local),       // table local, both families
+            kinds(RouteType::Broadcast),   // table local
+            kinds(RouteType::Multicast),   // ff00::/8, table local
+            kinds(RouteType::BlackHole),   // main table
+            kinds(RouteType::Unreachable), // main table, both families
+        ],
+        [2, 7, 2, 2, 1, 2]
+    );
+}
+
+/// Every message of every captured dump, re-emitted with netlink-packet-route, gives the
+/// kernel's bytes back and parses the same, for plumb too.
+#[test]
+fn netlink_dump_messages_reemit_byte_for_byte_and_parse_the_same() {
+    let mut n = 0;
+    for rel in ["dumps/link.hex", "dumps/addr.hex", "dumps/route.hex"] {
+        for d in load_hex(rel) {
+            for (_, _, bytes) in messages(&d) {
+                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                    .unwrap_or_else(|e| panic!("{rel}: {e}"));
+                let mut out = vec![0; m.buffer_len()];
+                m.serialize(&mut out);
+                assert!(
+                    out == bytes,
+                    "{rel}: re-emitted differently\nkernel:\n{}\nemitted:\n{}",
+                    hex(bytes),
+                    hex(&out)
+                );
+                let again = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&out)
+                    .expect("re-emitted bytes parse");
+                assert_eq!(again, m, "{rel}");
+                match (&m.payload, &again.payload) {
+                    (
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(a)),
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(b)),
+                    ) => assert_eq!(link::parse(a), link::parse(b)),
+                    (
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)),
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(b)),
+                    ) => assert_eq!(addr::parse(a), addr::parse(b)),
+                    (
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(a)),
+                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(b)),
+                    ) => assert_eq!(route::parse(a), route::parse(b)),
+                    (NetlinkPayload::Done(_), NetlinkPayload::Done(_)) => {}
+                    (other, _) => panic!("{rel}: unexpected {other:?}"),
+                }
+                n += 1;
+            }
+        }
+    }
+    assert_eq!(n, 8 + 1 + 6 + 1 + 25 + 1);
+}
+
+// Acknowledgements and refusals. `ack::iter` and `ack::decode` are not public (`mod ack` is
+// private; only `Ack`, `NLMSG_ERROR` and `NLMSG_DONE` are re-exported), so they are read here
+// through the public `DumpReader`, which decodes an NLMSG_ERROR for its sequence number with
+// them: code 0 completes, a refusal is `NetlinkError::Kernel` with the errno and the
+// extended-ack message.
+
+/// A captured single-message ack datagram, fed to a `DumpReader` of its sequence number.
+fn feed_ack(rel: &str) -> Result<bool, NetlinkError> {
+    let blocks = load_hex(rel);
+    assert_eq!(blocks.len(), 1, "{rel}: one datagram");
+    let msgs = messages(&blocks[0]);
+    assert_eq!(msgs.len(), 1, "{rel}: one message");
+    assert_eq!(msgs[0].0, NLMSG_ERROR, "{rel}");
+    DumpReader::new(seq_of(&blocks[0])).feed(&blocks[0])
+}
+
+fn flags_of(rel: &str) -> u16 {
+    messages(&load_hex(rel)[0])[0].1
+}
+
+fn kernel_refusal(rel: &str) -> (i32, Option<String>) {
+    match feed_ack(rel) {
+        Err(NetlinkError::Kernel { errno, ext }) => (errno.raw_os_error().expect("an errno"), ext),
+        other => panic!("{rel}: not a kernel refusal: {other:?}"),
+    }
+}
+
+#[test]
+fn netlink_ack_of_plumb_request_completes() {
+    assert_eq!(flags_of("acks/ack_capped.hex"), NLM_F_CAPPED);
+    assert!(feed_ack("acks/ack_capped.hex").expect("an ack"));
+}
+
+#[test]
+fn netlink_ack_existing_name_is_eexist_without_message() {
+    assert_eq!(flags_of("acks/eexist_capped.hex"), NLM_F_CAPPED);
+    assert_eq!(flags_of("acks/eexist_uncapped.hex"), 0);
+    for rel in ["acks/eexist_capped.hex", "acks/eexist_uncapped.hex"] {
+        assert_eq!(kernel_refusal(rel), (libc::EEXIST, None), "{rel}");
+    }
+}
+
+#[test]
+fn netlink_ack_mtu_below_minimum_is_einval_with_extended_ack_message() {
+    let msg = Some("mtu less than device minimum".to_string());
+    assert_eq!(
+        flags_of("acks/mtu_invalid_capped.hex"),
+        NLM_F_CAPPED | NLM_F_ACK_TLVS
+    );
+    assert_eq!(flags_of("acks/mtu_invalid_uncapped.hex"), NLM_F_ACK_TLVS);
+    assert_eq!(flags_of("acks/ip_mtu_invalid.hex"), NLM_F_ACK_TLVS);
+    for rel in [
+        "acks/mtu_invalid_capped.hex",
+        "acks/mtu_invalid_uncapped.hex",
+        "acks/ip_mtu_invalid.hex",
+    ] {
+        assert_eq!(kernel_refusal(rel), (libc::EINVAL, msg.clone()), "{rel}");
+    }
+    let e = feed_ack("acks/mtu_invalid_capped.hex").expect_err("a refusal");
+    assert_eq!(e.errno(), Some(libc::EINVAL));
+    assert!(
+        e.to_string().contains("(mtu less than device minimum)"),
+        "{e}"
+    );
+}
+
+#[test]
+fn netlink_ack_of_another_sequence_number_is_ignored() {
+    let d = &load_hex("acks/mtu_invalid_capped.hex")[0];
+    let mut reader = DumpReader::new(seq_of(d) + 1);
+    assert!(!reader.feed(d).expect("nothing for this reader"));
+    assert!(reader.replies.is_empty());
+}
+
+/// A dump refused under strict checking ends with an NLMSG_DONE carrying the errno and, with
+/// NLM_F_ACK_TLVS, an extended-ack message right after it.
+#[test]
+fn netlink_dump_refused_reports_einval() {
+    let rel = "dumps/link_filtered_by_index.hex";
+    let d = &load_hex(rel)[0];
+    let msgs = messages(d);
+    assert_eq!(msgs.len(), 1);
+    assert_eq!(msgs[0].0, NLMSG_DONE);
+    assert_eq!(msgs[0].1, 0x2 | NLM_F_ACK_TLVS); // NLM_F_MULTI | NLM_F_ACK_TLVS
+    let text = b"Filter by device index not supported for link dumps\0";
+    assert_eq!(
+        &d[24..24 + text.len()],
+        text,
+        "NLMSGERR_ATTR_MSG after the errno"
+    );
+    match DumpReader::new(103).feed(d) {
+        Err(NetlinkError::Kernel { errno, ext }) => {
+            assert_eq!(errno.raw_os_error(), Some(libc::EINVAL));
+            // BUG(lead): the kernel's explanation is dropped: `ack::decode` reads the extended
+            // ack only for NLMSG_ERROR, and `DumpReader::feed` turns an NLMSG_DONE error into
+            // `NetlinkError::kernel(-code, None)`. It should be
+            // Some("Filter by device index not supported for link dumps").
+            assert_eq!(ext, None);
+        }
+        other => panic!("not a kernel refusal: {other:?}"),
+    }
+}
