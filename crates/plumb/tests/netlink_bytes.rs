@@ -482,6 +482,8 @@ const WHY_V6_SCOPE: &str = "plumb sets rtm_scope link for a route without gatewa
     for a delete in both families; iproute2 does so for IPv4 only and sends universe for IPv6. \
     The kernel's IPv6 routing ignores rtm_scope (rtm_to_fib6_config never reads it)";
 
+const WHY_DEL_PROTO: &str = "plumb deletes with rtm_protocol 250, so the kernel deletes only a \
+    route plumb installed; iproute2's `ip route del` without `proto` sends 0, which matches any.";
 const WHY_DEL_TYPE: &str = "plumb's delete keeps rtm_type unicast, iproute2 sends RTN_UNSPEC; \
     IPv4 matches a route's type only when rtm_type is set (fib_table_delete), IPv6 deletes \
     ignore it, so plumb's delete can only remove unicast routes, the only ones it installs";
@@ -665,9 +667,12 @@ fn requests(case: &str) -> Vec<Request> {
             250,
         )],
         "route_del_v4_default_via" => {
-            vec![route::delete(&rs("0.0.0.0/0", Some("10.0.0.254"), None))]
+            vec![route::delete(
+                &rs("0.0.0.0/0", Some("10.0.0.254"), None),
+                250,
+            )]
         }
-        "route_del_v4_prefix_dev" => vec![route::delete(&rs("10.1.0.0/24", None, Some(10)))],
+        "route_del_v4_prefix_dev" => vec![route::delete(&rs("10.1.0.0/24", None, Some(10)), 250)],
         "route_add_v6_default_via" => {
             vec![route::add(&rs("::/0", Some("2001:db8::fe"), Some(10)), 250)]
         }
@@ -681,9 +686,14 @@ fn requests(case: &str) -> Vec<Request> {
             250,
         )],
         "route_del_v6_default_via" => {
-            vec![route::delete(&rs("::/0", Some("2001:db8::fe"), Some(10)))]
+            vec![route::delete(
+                &rs("::/0", Some("2001:db8::fe"), Some(10)),
+                250,
+            )]
         }
-        "route_del_v6_prefix_dev" => vec![route::delete(&rs("2001:db8:1::/64", None, Some(10)))],
+        "route_del_v6_prefix_dev" => {
+            vec![route::delete(&rs("2001:db8:1::/64", None, Some(10)), 250)]
+        }
         other => panic!("no case {other}"),
     }
 }
@@ -1054,11 +1064,13 @@ matches_iproute2!(
     netlink_route_delete_ipv4_default_via_matches_iproute2,
     "route_del_v4_default_via",
     differs("header.kind", WHY_DEL_TYPE),
+    differs("header.protocol", WHY_DEL_PROTO),
 );
 matches_iproute2!(
     netlink_route_delete_ipv4_prefix_dev_matches_iproute2,
     "route_del_v4_prefix_dev",
     differs("header.kind", WHY_DEL_TYPE),
+    differs("header.protocol", WHY_DEL_PROTO),
 );
 matches_iproute2!(
     netlink_route_add_ipv6_default_via_dev_matches_iproute2,
@@ -1085,12 +1097,14 @@ matches_iproute2!(
     ip_only("Destination", WHY_V6_DEFAULT_DST),
     differs("header.scope", WHY_V6_SCOPE),
     differs("header.kind", WHY_DEL_TYPE),
+    differs("header.protocol", WHY_DEL_PROTO),
 );
 matches_iproute2!(
     netlink_route_delete_ipv6_prefix_dev_matches_iproute2,
     "route_del_v6_prefix_dev",
     differs("header.scope", WHY_V6_SCOPE),
     differs("header.kind", WHY_DEL_TYPE),
+    differs("header.protocol", WHY_DEL_PROTO),
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -1553,11 +1567,11 @@ fn netlink_dump_refused_reports_einval() {
     match DumpReader::new(103).feed(d) {
         Err(NetlinkError::Kernel { errno, ext }) => {
             assert_eq!(errno.raw_os_error(), Some(libc::EINVAL));
-            // BUG(lead): the kernel's explanation is dropped: `ack::decode` reads the extended
-            // ack only for NLMSG_ERROR, and `DumpReader::feed` turns an NLMSG_DONE error into
-            // `NetlinkError::kernel(-code, None)`. It should be
-            // Some("Filter by device index not supported for link dumps").
-            assert_eq!(ext, None);
+            // The kernel's explanation travels in the NLMSG_DONE's extended-ack attributes.
+            assert_eq!(
+                ext.as_deref(),
+                Some("Filter by device index not supported for link dumps")
+            );
         }
         other => panic!("not a kernel refusal: {other:?}"),
     }

@@ -85,6 +85,8 @@ pub enum Ack {
     Done {
         /// 0 or a negative errno.
         code: i32,
+        /// The kernel's explanation of a failed dump.
+        ext: Option<String>,
     },
     /// Anything else (a dump's data).
     Other,
@@ -103,6 +105,13 @@ pub fn decode(h: Header, bytes: &[u8]) -> Ack {
         }
         NLMSG_DONE => Ack::Done {
             code: u32_at(bytes, HDRLEN).map_or(0, |c| c as i32),
+            // A failed dump's NLMSG_DONE carries its extended-ack attributes right after the
+            // error code (there is no echoed request).
+            ext: if h.flags & NLM_F_ACK_TLVS != 0 {
+                tlv_message(bytes.get(HDRLEN + 4..).unwrap_or_default())
+            } else {
+                None
+            },
         },
         _ => Ack::Other,
     }
@@ -125,7 +134,11 @@ fn ext_ack_message(flags: u16, msg: &[u8]) -> Option<String> {
     } else {
         echoed + align4(u32_at(msg, echoed)? as usize)
     };
-    let mut rest = msg.get(tlvs..)?;
+    tlv_message(msg.get(tlvs..)?)
+}
+
+/// The `NLMSGERR_ATTR_MSG` among extended-ack attributes.
+fn tlv_message(mut rest: &[u8]) -> Option<String> {
     while rest.len() >= 4 {
         let len = u16_at(rest, 0)? as usize;
         let kind = u16_at(rest, 2)? & 0x3fff;
@@ -235,7 +248,10 @@ mod tests {
         m.extend_from_slice(&(-libc::EINTR).to_ne_bytes());
         assert_eq!(
             iter(&m).collect::<Vec<_>>(),
-            vec![Ack::Done { code: -libc::EINTR }]
+            vec![Ack::Done {
+                code: -libc::EINTR,
+                ext: None
+            }]
         );
     }
 }

@@ -154,9 +154,10 @@ impl DumpReader {
             }
             self.interrupted |= hdr.flags & NLM_F_DUMP_INTR != 0;
             match ack::decode(hdr, bytes) {
-                Ack::Done { code: 0 } | Ack::Error { code: 0, .. } => return Ok(true),
-                Ack::Done { code } => return Err(NetlinkError::kernel(-code, None)),
-                Ack::Error { code, ext, .. } => return Err(NetlinkError::kernel(-code, ext)),
+                Ack::Done { code: 0, .. } | Ack::Error { code: 0, .. } => return Ok(true),
+                Ack::Done { code, ext } | Ack::Error { code, ext, .. } => {
+                    return Err(NetlinkError::kernel(-code, ext))
+                }
                 Ack::Other => {
                     let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
                         .map_err(|e| NetlinkError::Decode(e.to_string()))?;

@@ -93,9 +93,11 @@ pub fn replace(r: &RouteSpec, protocol: u8) -> (RouteNetlinkMessage, u16) {
     )
 }
 
-/// Equivalent to `ip route del DST [via GW] [dev DEV]`.
-pub fn delete(r: &RouteSpec) -> (RouteNetlinkMessage, u16) {
-    let mut msg = message(r, 0);
+/// Equivalent to `ip route del DST [via GW] [dev DEV] proto PROTOCOL`: the kernel deletes only a
+/// route installed with that protocol, so plumb (which passes [`crate::ownership::RTPROT_PLUMB`])
+/// can never delete another tool's route to the same destination.
+pub fn delete(r: &RouteSpec, protocol: u8) -> (RouteNetlinkMessage, u16) {
+    let mut msg = message(r, protocol);
     msg.header.scope = RouteScope::NoWhere;
     (RouteNetlinkMessage::DelRoute(msg), 0)
 }

@@ -105,7 +105,9 @@ impl fmt::Display for Step {
             Step::DeleteGroup { group } => write!(f, "ip link del group {group}"),
             Step::DeleteLink { node, name, .. } => write!(f, "{} link del {name}", ip(node)),
             Step::DeleteNs { ns } => write!(f, "ip netns del {ns}"),
-            Step::DelRoute { node, route } => write!(f, "{} route del {route}", ip(node)),
+            Step::DelRoute { node, route } => {
+                write!(f, "{} route del {route} proto 250", ip(node))
+            }
             Step::DelAddr { node, dev, addr } => {
                 write!(f, "{} addr del {addr} dev {dev}", ip(node))
             }

@@ -71,7 +71,7 @@ impl KernelBackend {
                     ..
                 } => route::add(&spec(r), RTPROT_PLUMB),
                 Step::AddRoute { route: r, .. } => route::replace(&spec(r), RTPROT_PLUMB),
-                Step::DelRoute { route: r, .. } => route::delete(&spec(r)),
+                Step::DelRoute { route: r, .. } => route::delete(&spec(r), RTPROT_PLUMB),
                 _ => continue,
             };
             reqs.push((node.clone(), req, i));

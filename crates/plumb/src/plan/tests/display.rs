@@ -83,7 +83,7 @@ fn step_display_renders_valid_ip_commands() {
                 node: NodeRef::Host,
                 route: route("10.20.0.0/24", Some("10.10.0.2"), Some("r1up")),
             },
-            "ip route del 10.20.0.0/24 via 10.10.0.2 dev r1up",
+            "ip route del 10.20.0.0/24 via 10.10.0.2 dev r1up proto 250",
         ),
         (
             Step::SetLink {
