@@ -1,8 +1,9 @@
 //! Executes a [`Plan`] through a [`Backend`], with rollback.
 //!
 //! Invariants:
-//! - steps run in plan order; consecutive steps of one kind are handed to the backend as one
-//!   batch, which it may pipeline (they never depend on each other);
+//! - steps run in plan order; consecutive steps of one class are handed to the backend as one
+//!   batch ([`Step::batch_class`]), which it may pipeline and overlap, keeping every step after
+//!   the earlier steps on the same object;
 //! - before a batch runs, what it will create or rename is written to the lab's journal (when
 //!   one is given), so a crash at any instant leaves `gc` a record of it;
 //! - when a build-phase step fails, every step of the run that succeeded is undone, newest first:
@@ -28,8 +29,13 @@ use crate::plan::{Phase, Plan, Step};
 
 /// Something that can carry out steps: the kernel, or a recording fake in tests.
 pub trait Backend {
-    /// Runs a batch of steps of one kind; returns one result per step, in order.
-    fn execute(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>>;
+    /// Runs a batch of steps of one class; returns one result per step, in order. May call
+    /// `progress` with the number of steps of the batch done so far.
+    fn execute(
+        &mut self,
+        batch: &[Step],
+        progress: &mut dyn FnMut(usize),
+    ) -> Vec<Result<(), StepError>>;
 }
 
 /// Progress reporting and the crash journal for [`run`].
@@ -48,12 +54,15 @@ impl fmt::Debug for Options<'_> {
     }
 }
 
-/// Splits `steps` into batches of one kind, also cut at the given step counts.
+/// Splits `steps` into batches of one class ([`Step::batch_class`]), also cut at the given step
+/// counts.
 fn batches(steps: &[Step], cuts: &[usize]) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     for i in 1..=steps.len() {
-        let cut = i == steps.len() || steps[i].kind() != steps[start].kind() || cuts.contains(&i);
+        let cut = i == steps.len()
+            || steps[i].batch_class() != steps[start].batch_class()
+            || cuts.contains(&i);
         if cut {
             out.push(start..i);
             start = i;
@@ -83,6 +92,7 @@ fn execute(
     backend: &mut dyn Backend,
     batch: &[Step],
     _range: &std::ops::Range<usize>,
+    progress: &mut dyn FnMut(usize),
 ) -> Vec<Result<(), StepError>> {
     #[cfg(feature = "fault-injection")]
     if crate::fault::failing_step().is_some_and(|n| _range.start + 1 == n) {
@@ -90,7 +100,7 @@ fn execute(
             .chain(batch[1..].iter().map(|_| Ok(())))
             .collect();
     }
-    backend.execute(batch)
+    backend.execute(batch, progress)
 }
 
 /// Applies `plan`. On a build failure, undoes what this run did and returns the error; commit
@@ -115,8 +125,11 @@ pub fn run(
             }
         }
         let t0 = std::time::Instant::now();
-        let results = execute(backend, batch, &range);
-        tracing::debug!(kind = batch[0].kind(), steps = batch.len(), elapsed = ?t0.elapsed(), "batch");
+        let start = range.start;
+        let results = execute(backend, batch, &range, &mut |n| {
+            (opts.progress)(start + n, total)
+        });
+        tracing::debug!(kind = batch[0].batch_class(), steps = batch.len(), elapsed = ?t0.elapsed(), "batch");
         let mut failure = None;
         for (step, r) in batch.iter().zip(results) {
             match r {
@@ -211,7 +224,10 @@ pub fn run_teardown(plan: &Plan, backend: &mut dyn Backend) -> Vec<StepFailure> 
     let mut failures = Vec::new();
     for range in batches(&plan.steps, &fault_cuts()) {
         let batch = &plan.steps[range.clone()];
-        for (step, r) in batch.iter().zip(execute(backend, batch, &range)) {
+        for (step, r) in batch
+            .iter()
+            .zip(execute(backend, batch, &range, &mut |_| {}))
+        {
             match r {
                 Err(e) if !(step.tolerates_gone() && e.is_gone()) => failures.push(StepFailure {
                     step: step.clone(),

@@ -18,6 +18,11 @@ use crate::model::names::NsName;
 use crate::netlink::{NetlinkError, NlSocket};
 use crate::sys;
 
+/// How many created namespaces [`Registry::create_each`] hands over at a time (the last group
+/// may be smaller): large enough that the two threads do not alternate on the kernel's
+/// configuration lock for every namespace, small enough that the work overlaps.
+pub const CREATE_GROUP: usize = 64;
+
 /// Where iproute2 keeps named namespaces.
 pub const NETNS_RUN_DIR: &str = "/run/netns";
 
@@ -269,20 +274,23 @@ impl Registry {
     /// in turn, opens a netlink socket inside it, runs `prepare` on that socket (plumb tags the
     /// namespace there), and only then bind-mounts it into place: a namespace is never visible
     /// in `/run/netns` before it is prepared. Each result is handed to `each` on the calling
-    /// thread as soon as it exists, so netlink work on one namespace overlaps the creation of
-    /// the next. Stops at the first failure, which it returns after `each` has seen everything
-    /// created before it.
-    pub fn create_each(
+    /// thread, with whatever `prepare` returned, in groups of [`CREATE_GROUP`], so netlink work
+    /// on the namespaces created so far overlaps the creation of the next ones.
+    /// Stops at the first failure, which it returns after `each` has seen everything created
+    /// before it.
+    pub fn create_each<T: Send>(
         &self,
         names: &[NsName],
-        prepare: &(dyn Fn(&mut NlSocket) -> Result<(), NetlinkError> + Sync),
-        mut each: impl FnMut(Created),
+        prepare: &(dyn Fn(&NsName, &mut NlSocket) -> Result<T, NetlinkError> + Sync),
+        mut each: impl FnMut(Vec<(Created, T)>),
     ) -> Result<(), NetnsError> {
         if names.is_empty() {
             return Ok(());
         }
         self.prepare()?;
-        let (tx, rx) = mpsc::sync_channel::<Result<Created, NetnsError>>(64);
+        // Unbounded: the worker never waits for the calling thread, which takes what has
+        // arrived in one go while the worker goes on.
+        let (tx, rx) = mpsc::channel::<Result<(Created, T), NetnsError>>();
         std::thread::scope(|s| {
             let worker = s.spawn(move || {
                 for name in names {
@@ -294,10 +302,26 @@ impl Registry {
                 }
             });
             let mut first_err = None;
-            for r in rx {
-                match r {
-                    Ok(c) => each(c),
-                    Err(e) => first_err = Some(e),
+            let mut ready = Vec::new();
+            loop {
+                let done = match rx.recv() {
+                    Ok(Ok(c)) => {
+                        ready.push(c);
+                        false
+                    }
+                    Ok(Err(e)) => {
+                        first_err = Some(e);
+                        false
+                    }
+                    Err(_) => true,
+                };
+                // Work on the created namespaces in groups: small groups make both threads
+                // take the kernel's configuration lock in turn for every namespace.
+                if (done && !ready.is_empty()) || ready.len() >= CREATE_GROUP {
+                    each(std::mem::take(&mut ready));
+                }
+                if done {
+                    break;
                 }
             }
             if worker.join().is_err() {
@@ -308,11 +332,11 @@ impl Registry {
     }
 
     /// Runs on a worker thread: moves it into a new namespace, prepares it, and publishes it.
-    fn create_here(
+    fn create_here<T>(
         &self,
         name: &NsName,
-        prepare: &(dyn Fn(&mut NlSocket) -> Result<(), NetlinkError> + Sync),
-    ) -> Result<Created, NetnsError> {
+        prepare: &(dyn Fn(&NsName, &mut NlSocket) -> Result<T, NetlinkError> + Sync),
+    ) -> Result<(Created, T), NetnsError> {
         let path = self.path(name);
         let err = |source| NetnsError::Create {
             name: name.to_string(),
@@ -332,20 +356,23 @@ impl Registry {
                 name: name.to_string(),
                 source,
             })?;
-            prepare(&mut sock).map_err(|source| NetnsError::Tag {
+            let extra = prepare(name, &mut sock).map_err(|source| NetnsError::Tag {
                 name: name.to_string(),
                 source,
             })?;
             sys::bind_mount(Path::new("/proc/thread-self/ns/net"), &path).map_err(err)?;
             let fd = sys::open_current_net().map_err(err)?;
-            Ok((fd, sock))
+            Ok((fd, sock, extra))
         })();
         match made {
-            Ok((fd, sock)) => Ok(Created {
-                name: name.clone(),
-                fd,
-                sock,
-            }),
+            Ok((fd, sock, extra)) => Ok((
+                Created {
+                    name: name.clone(),
+                    fd,
+                    sock,
+                },
+                extra,
+            )),
             Err(e) => {
                 // Nothing holds the new namespace but this thread and the socket: it dies when
                 // the thread moves on. Only the placeholder needs removing.

@@ -296,6 +296,23 @@ impl Step {
         )
     }
 
+    /// Steps of one class run in one batch, which the backend may schedule as it likes as long
+    /// as every step follows the earlier steps on the same object: `build` (namespaces,
+    /// sysctls, bridges, veth pairs, link settings, addresses, routes) fuses several kinds so
+    /// that their kernel work overlaps; any other step is a class of its kind.
+    pub fn batch_class(&self) -> &'static str {
+        match self {
+            Step::CreateNs { .. }
+            | Step::Sysctl { .. }
+            | Step::CreateBridge { .. }
+            | Step::CreateVeth { .. }
+            | Step::SetLink { .. }
+            | Step::AddAddr { .. }
+            | Step::AddRoute { .. } => "build",
+            other => other.kind(),
+        }
+    }
+
     /// A failure that says "already gone" counts as done: for removals, and for taking an
     /// interface out of the way or back (one that vanished by itself — a veth whose peer's
     /// namespace is being destroyed — is out of the way, and cannot be brought back).

@@ -7,7 +7,8 @@ use crate::ownership::RTPROT_PLUMB;
 use crate::plan::Step;
 
 impl KernelBackend {
-    /// `ip addr add|del`, `ip route add|replace|del`, pipelined per namespace.
+    /// `ip addr del` and `ip route del` (removals; additions go with the configure batch),
+    /// pipelined per namespace.
     pub(super) fn addrs_routes(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
         let mut results = ok_results(batch.len());
         let node_of = |i: usize| match &batch[i] {

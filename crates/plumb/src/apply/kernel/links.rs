@@ -166,28 +166,22 @@ impl KernelBackend {
         }
     }
 
-    /// `ip link add` for bridges and veth pairs, all through the host's socket (each device is
-    /// born in its namespace, in the lab's link group), then one tag request per new device.
-    pub(super) fn create_links(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
-        let mut results = ok_results(batch.len());
-        let nodes: Vec<NodeRef> = batch
-            .iter()
-            .flat_map(|s| s.created_links().into_iter().map(|(n, _)| n.clone()))
-            .collect();
-        let failures = self.open_nodes(nodes);
-        KernelBackend::fail_unopened(&failures, &mut results, |i| {
-            batch[i]
-                .created_links()
-                .into_iter()
-                .map(|(n, _)| n.clone())
-                .collect()
-        });
+    /// `ip link add` for the bridges and veth pairs at `idx` in `batch` (their namespaces are
+    /// open), all through the host's socket (each device is born in its namespace, in the lab's
+    /// link group), then one tag request per new device. Results go to `results[i]`.
+    pub(super) fn create_links_for(
+        &mut self,
+        batch: &[Step],
+        idx: &[usize],
+        results: &mut [Result<(), StepError>],
+    ) {
         let mut creates = Vec::new();
         let mut masters_of = Vec::new();
-        for (i, s) in batch.iter().enumerate() {
+        for &i in idx {
             if results[i].is_err() {
                 continue;
             }
+            let s = &batch[i];
             match s {
                 Step::CreateBridge { .. } => creates.push(self.bridge_create(i, s, true)),
                 Step::CreateVeth { a, b, link_id } => {
@@ -196,7 +190,7 @@ impl KernelBackend {
                         if let Some(m) = &e.master {
                             match self.existing_index(&e.node, m.as_str()) {
                                 Ok(x) => masters[k] = Some(x),
-                                Err(err) => set_err(&mut results, i, err),
+                                Err(err) => set_err(results, i, err),
                             }
                         }
                     }
@@ -219,7 +213,7 @@ impl KernelBackend {
                 Err(e) if e.errno() == Some(libc::EEXIST) && !c.preset.is_empty() => {
                     retry.push(c.step)
                 }
-                Err(e) => set_err(&mut results, c.step, e.into()),
+                Err(e) => set_err(results, c.step, e.into()),
                 Ok(()) => done.push(c),
             }
         }
@@ -252,7 +246,7 @@ impl KernelBackend {
             let sent: Vec<Request> = again.iter().map(|c| c.req.clone()).collect();
             for (c, r) in again.into_iter().zip(self.host.execute(sent)) {
                 match r {
-                    Err(e) => set_err(&mut results, c.step, e.into()),
+                    Err(e) => set_err(results, c.step, e.into()),
                     Ok(()) => done.push(c),
                 }
             }
@@ -263,60 +257,7 @@ impl KernelBackend {
             .into_iter()
             .flat_map(|c| c.tags.into_iter().map(move |(n, r)| (n, r, c.step)))
             .collect();
-        self.send(tags, &mut results);
-        results
-    }
-
-    /// `ip link set` for each.
-    pub(super) fn set_links(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
-        let mut results = ok_results(batch.len());
-        let node_of = |i: usize| match &batch[i] {
-            Step::SetLink { node, .. } => vec![node.clone()],
-            _ => Vec::new(),
-        };
-        let failures = self.open_nodes((0..batch.len()).flat_map(node_of));
-        KernelBackend::fail_unopened(&failures, &mut results, node_of);
-        let mut reqs = Vec::new();
-        for (i, s) in batch.iter().enumerate() {
-            let Step::SetLink {
-                node, name, set, ..
-            } = s
-            else {
-                continue;
-            };
-            if results[i].is_err() {
-                continue;
-            }
-            let master = match &set.master {
-                Some(Some(m)) => match self.existing_index(node, m.as_str()) {
-                    Ok(x) => Some(x),
-                    Err(e) => {
-                        results[i] = Err(e);
-                        continue;
-                    }
-                },
-                Some(None) => Some(0),
-                None => None,
-            };
-            let change = LinkChange {
-                up: set.up,
-                mtu: set.mtu,
-                mac: set.mac,
-                master,
-                isolated: set.isolated,
-                stp: set.stp,
-                ..Default::default()
-            };
-            let t = match self.index.get(&(node.clone(), name.clone())) {
-                Some(&x) => Target::Index(x),
-                None => Target::Name(name.as_str()),
-            };
-            for r in link::set(t, &change) {
-                reqs.push((node.clone(), r, i));
-            }
-        }
-        self.send(reqs, &mut results);
-        results
+        self.send(tags, results);
     }
 
     /// Parks (down, renamed out of the way) or unparks (renamed back, up again, with what the

@@ -6,6 +6,7 @@
 //! and from the indexes plumb chooses itself for interfaces in namespaces it creates.
 
 mod addrs;
+mod build;
 mod firewall;
 mod links;
 mod ns;
@@ -291,26 +292,30 @@ impl KernelBackend {
 }
 
 impl Backend for KernelBackend {
-    fn execute(&mut self, batch: &[crate::plan::Step]) -> Vec<Result<(), StepError>> {
+    fn execute(
+        &mut self,
+        batch: &[crate::plan::Step],
+        progress: &mut dyn FnMut(usize),
+    ) -> Vec<Result<(), StepError>> {
         use crate::plan::Step;
         let Some(first) = batch.first() else {
             return Vec::new();
         };
         match first {
-            Step::CreateNs { .. } => self.create_ns(batch),
+            Step::CreateNs { .. }
+            | Step::Sysctl { .. }
+            | Step::CreateBridge { .. }
+            | Step::CreateVeth { .. }
+            | Step::SetLink { .. }
+            | Step::AddAddr { .. }
+            | Step::AddRoute { .. } => self.build(batch, progress),
             Step::DeleteNs { .. } => self.delete_ns(batch),
-            Step::Sysctl { .. } => self.sysctls(batch),
-            Step::CreateBridge { .. } | Step::CreateVeth { .. } => self.create_links(batch),
             Step::Firewall { .. } | Step::DeleteFirewall { .. } | Step::RestoreFirewall { .. } => {
                 self.firewalls(batch)
             }
-            Step::SetLink { .. } => self.set_links(batch),
             Step::ParkLink { .. } | Step::UnparkLink { .. } => self.park_links(batch),
             Step::DeleteLink { .. } | Step::DeleteGroup { .. } => self.delete_links(batch),
-            Step::AddAddr { .. }
-            | Step::DelAddr { .. }
-            | Step::AddRoute { .. }
-            | Step::DelRoute { .. } => self.addrs_routes(batch),
+            Step::DelAddr { .. } | Step::DelRoute { .. } => self.addrs_routes(batch),
         }
     }
 }

@@ -1,72 +1,15 @@
-//! Namespaces and sysctls.
+//! Namespace deletion and sysctls (namespaces are created by the fused build, `build.rs`).
 
 use std::os::fd::OwnedFd;
 
-use super::{ok_results, KernelBackend, NsHandle};
+use super::KernelBackend;
 use crate::apply::StepError;
 use crate::model::names::NsName;
 use crate::model::NodeRef;
-use crate::netlink::link::{self, LinkChange, Target};
-use crate::netlink::NlSocket;
 use crate::netns;
-use crate::ownership;
 use crate::plan::Step;
 
 impl KernelBackend {
-    /// `ip netns add` for each, with `lo` tagged and up before the namespace is published.
-    pub(super) fn create_ns(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
-        let names: Vec<NsName> = batch
-            .iter()
-            .filter_map(|s| match s {
-                Step::CreateNs { ns } => Some(ns.clone()),
-                _ => None,
-            })
-            .collect();
-        let tag = ownership::lab_tag(&self.lab);
-        // Runs inside each new namespace, before it appears in /run/netns:
-        // `ip -n NS link set lo up alias plumb:LAB`.
-        let prepare = |sock: &mut NlSocket| {
-            let change = LinkChange {
-                up: Some(true),
-                alias: Some(tag.clone()),
-                ..Default::default()
-            };
-            sock.execute(link::set(Target::Index(1), &change))
-                .into_iter()
-                .collect::<Result<Vec<()>, _>>()
-                .map(|_| ())
-        };
-        let mut handles = Vec::new();
-        let r = self.reg.create_each(&names, &prepare, |c| handles.push(c));
-        let mut results: Vec<Result<(), StepError>> = Vec::with_capacity(names.len());
-        for c in handles {
-            let node = NodeRef::Ns(c.name.clone());
-            self.index.insert((node.clone(), "lo".into()), 1);
-            self.known.insert(node);
-            self.ns.insert(
-                c.name,
-                NsHandle {
-                    fd: c.fd,
-                    sock: c.sock,
-                    next_index: Some(2),
-                },
-            );
-            results.push(Ok(()));
-        }
-        if let Err(e) = r {
-            results.push(Err(e.into()));
-        }
-        // Namespaces after the first failure were not attempted.
-        while results.len() < names.len() {
-            let name = names[results.len()].to_string();
-            results.push(Err(StepError::Netns(netns::NetnsError::Create {
-                name,
-                source: std::io::Error::from_raw_os_error(libc::ECANCELED),
-            })));
-        }
-        results
-    }
-
     /// `ip netns del` for each.
     pub(super) fn delete_ns(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
         batch
@@ -84,22 +27,18 @@ impl KernelBackend {
             .collect()
     }
 
-    /// `sysctl -w KEY=VALUE`, inside each node: the host's directly, the namespaces' from one
-    /// thread that visits them in turn.
-    pub(super) fn sysctls(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
-        let mut results = ok_results(batch.len());
+    /// `sysctl -w KEY=VALUE` for the steps at `idx`, inside each node: the host's directly, the
+    /// namespaces' from one thread that visits them in turn.
+    pub(super) fn sysctls_for(
+        &mut self,
+        batch: &[Step],
+        idx: &[usize],
+        results: &mut [Result<(), StepError>],
+    ) {
         let mut per_ns: Vec<(NsName, Vec<usize>)> = Vec::new();
-        let write = |i: usize| match &batch[i] {
-            Step::Sysctl { key, value, .. } => {
-                netns::write_sysctl(key, value).map_err(|source| StepError::Sysctl {
-                    key: key.clone(),
-                    source,
-                })
-            }
-            _ => Ok(()),
-        };
-        for (i, s) in batch.iter().enumerate() {
-            let Step::Sysctl { node, .. } = s else {
+        let write = |i: usize| write_sysctl_step(batch, i);
+        for &i in idx {
+            let Step::Sysctl { node, .. } = &batch[i] else {
                 continue;
             };
             match node {
@@ -111,8 +50,10 @@ impl KernelBackend {
             }
         }
         let failures = self.open_nodes(per_ns.iter().map(|(n, _)| NodeRef::Ns(n.clone())));
-        KernelBackend::fail_unopened(&failures, &mut results, |i| match &batch[i] {
-            Step::Sysctl { node, .. } if *node != NodeRef::Host => vec![node.clone()],
+        KernelBackend::fail_unopened(&failures, results, |i| match &batch[i] {
+            Step::Sysctl { node, .. } if *node != NodeRef::Host && idx.contains(&i) => {
+                vec![node.clone()]
+            }
             _ => Vec::new(),
         });
         let todo: Vec<(&OwnedFd, &Vec<usize>)> = per_ns
@@ -153,7 +94,19 @@ impl KernelBackend {
                 }
             }
         }
-        results
+    }
+}
+
+/// Writes the sysctl of step `i` in the calling thread's namespace.
+pub(super) fn write_sysctl_step(batch: &[Step], i: usize) -> Result<(), StepError> {
+    match &batch[i] {
+        Step::Sysctl { key, value, .. } => {
+            netns::write_sysctl(key, value).map_err(|source| StepError::Sysctl {
+                key: key.clone(),
+                source,
+            })
+        }
+        _ => Ok(()),
     }
 }
 

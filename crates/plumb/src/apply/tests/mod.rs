@@ -29,11 +29,11 @@ impl RecordingBackend {
         self
     }
 
-    /// Kind and size of each batch, in order.
+    /// Class and size of each batch, in order.
     pub fn shape(&self) -> Vec<(&'static str, usize)> {
         self.batches
             .iter()
-            .map(|b| (b[0].kind(), b.len()))
+            .map(|b| (b[0].batch_class(), b.len()))
             .collect()
     }
 
@@ -44,11 +44,17 @@ impl RecordingBackend {
 }
 
 impl Backend for RecordingBackend {
-    fn execute(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
+    fn execute(
+        &mut self,
+        batch: &[Step],
+        _progress: &mut dyn FnMut(usize),
+    ) -> Vec<Result<(), StepError>> {
         assert!(!batch.is_empty(), "an empty batch was sent");
         assert!(
-            batch.iter().all(|s| s.kind() == batch[0].kind()),
-            "a batch mixes kinds: {batch:?}"
+            batch
+                .iter()
+                .all(|s| s.batch_class() == batch[0].batch_class()),
+            "a batch mixes classes: {batch:?}"
         );
         self.batches.push(batch.to_vec());
         batch

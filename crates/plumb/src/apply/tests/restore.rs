@@ -192,16 +192,30 @@ fn restore_after_refusal_at_every_step_of_a_moved_endpoint() {
 /// The simulator as an `apply` backend: steps whose number is in `refuse` fail with EPERM
 /// without effect (a kernel refusal), every other step is applied.
 impl Backend for Kernel {
-    fn execute(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
+    fn execute(
+        &mut self,
+        batch: &[Step],
+        _progress: &mut dyn FnMut(usize),
+    ) -> Vec<Result<(), StepError>> {
         let lab = self
             .lab
             .clone()
             .expect("Kernel::lab must be set to use it as a backend");
+        // After a refusal, the rest of a batch is not attempted (a step later in a batch may
+        // need the refused one, as a veth needs its namespace).
+        let mut refused = false;
         batch
             .iter()
             .map(|s| {
                 self.executed += 1;
+                if refused {
+                    return Err(StepError::Netlink(crate::netlink::NetlinkError::kernel(
+                        libc::ECANCELED,
+                        None,
+                    )));
+                }
                 if self.refuse.contains(&self.executed) {
+                    refused = true;
                     return Err(StepError::Netlink(crate::netlink::NetlinkError::kernel(
                         libc::EPERM,
                         Some("refused by the test".into()),

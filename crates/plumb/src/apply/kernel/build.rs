@@ -1,0 +1,446 @@
+//! The build phase's fused batch — namespaces, sysctls, bridges, veth pairs, link settings,
+//! addresses and routes — scheduled so that independent kernel work overlaps: a worker thread
+//! creates the new namespaces one after the other (tagging each and writing its sysctls inside
+//! it before it is published), while this thread builds everything that waited only for the
+//! namespaces that exist so far: their veth pairs, then every namespace's settings, addresses
+//! and routes in one pipelined exchange through its socket.
+//!
+//! Order is kept where it matters. A step is sent only when its namespaces exist, when the
+//! links it names are created (a bridge before its ports, a pair before its settings), and
+//! after every earlier step of the batch on the same link — or, for a route (which may need any
+//! address of its node), on the same node.
+
+use std::collections::{HashMap, HashSet};
+
+use super::{ok_results, KernelBackend, NodeReq, NsHandle};
+use crate::apply::StepError;
+use crate::model::names::NsName;
+use crate::model::NodeRef;
+use crate::netlink::link::{self, LinkChange, Target};
+use crate::netlink::{addr, route, NetlinkError, NlSocket, Request};
+use crate::netns::NetnsError;
+use crate::ownership::{self, RTPROT_PLUMB};
+use crate::plan::Step;
+
+/// A link, by node and name.
+type LinkKey = (NodeRef, String);
+
+/// The results of the sysctl steps a worker wrote inside a new namespace, by step.
+type InsideResults = Vec<(usize, Result<(), StepError>)>;
+
+/// The nodes a step needs to exist.
+fn nodes_of(s: &Step) -> Vec<&NodeRef> {
+    match s {
+        Step::Sysctl { node, .. }
+        | Step::CreateBridge { node, .. }
+        | Step::SetLink { node, .. }
+        | Step::AddAddr { node, .. }
+        | Step::AddRoute { node, .. } => vec![node],
+        Step::CreateVeth { a, b, .. } => vec![&a.node, &b.node],
+        _ => Vec::new(),
+    }
+}
+
+/// The links a step needs to exist, besides those it creates.
+fn needs(s: &Step) -> Vec<LinkKey> {
+    match s {
+        Step::CreateVeth { a, b, .. } => [a, b]
+            .into_iter()
+            .filter_map(|e| e.master.as_ref().map(|m| (e.node.clone(), m.to_string())))
+            .collect(),
+        Step::SetLink {
+            node, name, set, ..
+        } => {
+            let mut v = vec![(node.clone(), name.clone())];
+            if let Some(Some(m)) = &set.master {
+                v.push((node.clone(), m.to_string()));
+            }
+            v
+        }
+        Step::AddAddr { node, dev, .. } => vec![(node.clone(), dev.clone())],
+        Step::AddRoute { node, route, .. } => route
+            .dev
+            .iter()
+            .map(|d| (node.clone(), d.clone()))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn is_create(s: &Step) -> bool {
+    matches!(s, Step::CreateBridge { .. } | Step::CreateVeth { .. })
+}
+
+/// What the build batch is waiting for.
+struct Sched {
+    /// Link and configuration steps not sent yet, in plan order.
+    pending: Vec<usize>,
+    /// Namespaces this batch creates.
+    fresh: HashSet<NodeRef>,
+    /// New namespaces that exist now.
+    arrived: HashSet<NodeRef>,
+    /// Links this batch creates that are not sent yet.
+    to_create: HashSet<LinkKey>,
+}
+
+impl Sched {
+    fn present(&self, n: &NodeRef) -> bool {
+        !self.fresh.contains(n) || self.arrived.contains(n)
+    }
+
+    /// The pending steps of `kind` (creations, or the rest) that can go now, in plan order,
+    /// removed from `pending`.
+    fn take_ready(&mut self, batch: &[Step], creations: bool) -> Vec<usize> {
+        let mut blocked_links: HashSet<LinkKey> = HashSet::new();
+        let mut blocked_nodes: HashSet<NodeRef> = HashSet::new();
+        let mut ready = Vec::new();
+        let mut rest = Vec::new();
+        for &i in &self.pending {
+            let s = &batch[i];
+            let creates: Vec<LinkKey> = s
+                .created_links()
+                .into_iter()
+                .map(|(n, name)| (n.clone(), name.to_string()))
+                .collect();
+            let own: Vec<LinkKey> = if is_create(s) {
+                creates.clone()
+            } else {
+                needs(s)
+            };
+            let ok = is_create(s) == creations
+                && nodes_of(s).into_iter().all(|n| self.present(n))
+                && needs(s)
+                    .iter()
+                    .all(|l| !self.to_create.contains(l) && !blocked_links.contains(l))
+                && own.iter().all(|l| !blocked_links.contains(l))
+                && !(matches!(s, Step::AddRoute { .. })
+                    && nodes_of(s).iter().any(|n| blocked_nodes.contains(*n)));
+            if ok {
+                ready.push(i);
+            } else {
+                rest.push(i);
+                blocked_links.extend(own);
+                blocked_nodes.extend(nodes_of(s).into_iter().cloned());
+            }
+        }
+        self.pending = rest;
+        ready
+    }
+}
+
+impl KernelBackend {
+    /// The build batch: see the module docs.
+    pub(super) fn build(
+        &mut self,
+        batch: &[Step],
+        progress: &mut dyn FnMut(usize),
+    ) -> Vec<Result<(), StepError>> {
+        let mut results = ok_results(batch.len());
+        let fresh: Vec<(usize, NsName)> = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| match s {
+                Step::CreateNs { ns } => Some((i, ns.clone())),
+                _ => None,
+            })
+            .collect();
+        let fresh_nodes: HashSet<NodeRef> =
+            fresh.iter().map(|(_, n)| NodeRef::Ns(n.clone())).collect();
+        // Sysctls inside new namespaces are written by the worker, inside them.
+        let mut inside: HashMap<NsName, Vec<usize>> = HashMap::new();
+        let mut here = Vec::new();
+        let mut work = Vec::new();
+        for (i, s) in batch.iter().enumerate() {
+            match s {
+                Step::CreateNs { .. } => {}
+                Step::Sysctl {
+                    node: NodeRef::Ns(n),
+                    ..
+                } if fresh_nodes.contains(&NodeRef::Ns(n.clone())) => {
+                    inside.entry(n.clone()).or_default().push(i)
+                }
+                Step::Sysctl { .. } => here.push(i),
+                _ => work.push(i),
+            }
+        }
+        // Existing namespaces the batch touches.
+        let outside = |i: usize| -> Vec<NodeRef> {
+            nodes_of(&batch[i])
+                .into_iter()
+                .filter(|n| !fresh_nodes.contains(*n))
+                .cloned()
+                .collect()
+        };
+        let failures = self.open_nodes(work.iter().flat_map(|&i| outside(i)));
+        KernelBackend::fail_unopened(&failures, &mut results, |i| {
+            if work.contains(&i) {
+                outside(i)
+            } else {
+                Vec::new()
+            }
+        });
+        // Sysctls outside new namespaces, first, as the plan orders them.
+        if !here.is_empty() {
+            self.sysctls_for(batch, &here, &mut results);
+        }
+        let mut sched = Sched {
+            to_create: work
+                .iter()
+                .flat_map(|&i| batch[i].created_links())
+                .map(|(n, name)| (n.clone(), name.to_string()))
+                .collect(),
+            pending: work,
+            fresh: fresh_nodes,
+            arrived: HashSet::new(),
+        };
+        let total = batch.len();
+        let done =
+            |sched: &Sched| total - sched.pending.len() - (fresh.len() - sched.arrived.len());
+        self.build_ready(batch, &mut sched, &mut results);
+        progress(done(&sched));
+        if !fresh.is_empty() {
+            self.build_with_new_namespaces(
+                batch,
+                &fresh,
+                &inside,
+                &mut sched,
+                &mut results,
+                &mut |s| progress(done(s)),
+            );
+        }
+        // Whatever still waits needed a namespace that was not made.
+        for i in std::mem::take(&mut sched.pending) {
+            if results[i].is_ok() {
+                results[i] = Err(not_made(&batch[i], &sched));
+            }
+        }
+        for (n, idx) in inside {
+            if !sched.arrived.contains(&NodeRef::Ns(n.clone())) {
+                for i in idx {
+                    if results[i].is_ok() {
+                        results[i] = Err(cancelled(&n));
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    /// Creates the new namespaces on a worker thread and builds what each group of them
+    /// unblocks as it arrives.
+    fn build_with_new_namespaces(
+        &mut self,
+        batch: &[Step],
+        fresh: &[(usize, NsName)],
+        inside: &HashMap<NsName, Vec<usize>>,
+        sched: &mut Sched,
+        results: &mut [Result<(), StepError>],
+        progress: &mut dyn FnMut(&Sched),
+    ) {
+        let names: Vec<NsName> = fresh.iter().map(|(_, n)| n.clone()).collect();
+        let tag = ownership::lab_tag(&self.lab);
+        let prepare = |name: &NsName, sock: &mut NlSocket| -> Result<InsideResults, NetlinkError> {
+            // `ip -n NS link set lo up alias plumb:LAB`, before /run/netns shows it.
+            let change = LinkChange {
+                up: Some(true),
+                alias: Some(tag.clone()),
+                ..Default::default()
+            };
+            for r in sock.execute(link::set(Target::Index(1), &change)) {
+                r?;
+            }
+            Ok(inside
+                .get(name)
+                .into_iter()
+                .flatten()
+                .map(|&i| (i, super::ns::write_sysctl_step(batch, i)))
+                .collect())
+        };
+        let reg = self.reg.clone();
+        let (mut groups, mut busy) = (0usize, std::time::Duration::ZERO);
+        let t0 = std::time::Instant::now();
+        let r = reg.create_each(&names, &prepare, |arrivals| {
+            let tb = std::time::Instant::now();
+            groups += 1;
+            for (c, sysctls) in arrivals {
+                for (i, r) in sysctls {
+                    results[i] = r;
+                }
+                let node = NodeRef::Ns(c.name.clone());
+                self.index.insert((node.clone(), "lo".into()), 1);
+                self.known.insert(node.clone());
+                self.ns.insert(
+                    c.name,
+                    NsHandle {
+                        fd: c.fd,
+                        sock: c.sock,
+                        next_index: Some(2),
+                    },
+                );
+                sched.arrived.insert(node);
+            }
+            self.build_ready(batch, sched, results);
+            progress(sched);
+            busy += tb.elapsed();
+        });
+        tracing::debug!(groups, ?busy, total = ?t0.elapsed(), "build: work done while namespaces were created");
+        if let Err(e) = r {
+            // The worker stopped at the first namespace it could not make; the ones after it
+            // were not attempted.
+            let mut first = true;
+            for (i, name) in fresh {
+                if sched.arrived.contains(&NodeRef::Ns(name.clone())) {
+                    continue;
+                }
+                results[*i] = Err(if first {
+                    first = false;
+                    StepError::Netns(clone_netns_error(&e))
+                } else {
+                    cancelled(name)
+                });
+            }
+        }
+    }
+
+    /// Sends every pending step that can go now, creations first, then configuration,
+    /// repeating while a round unblocks more.
+    fn build_ready(
+        &mut self,
+        batch: &[Step],
+        sched: &mut Sched,
+        results: &mut [Result<(), StepError>],
+    ) {
+        loop {
+            let creates = sched.take_ready(batch, true);
+            if !creates.is_empty() {
+                self.create_links_for(batch, &creates, results);
+                for &i in &creates {
+                    for (n, name) in batch[i].created_links() {
+                        sched.to_create.remove(&(n.clone(), name.to_string()));
+                    }
+                }
+            }
+            let config = sched.take_ready(batch, false);
+            if !config.is_empty() {
+                self.configure(batch, &config, results);
+            }
+            if creates.is_empty() && config.is_empty() {
+                return;
+            }
+        }
+    }
+
+    /// Link settings, addresses and routes of the steps at `idx`: one pipelined exchange per
+    /// namespace, in plan order within each.
+    fn configure(&mut self, batch: &[Step], idx: &[usize], results: &mut [Result<(), StepError>]) {
+        let mut reqs: Vec<NodeReq> = Vec::new();
+        for &i in idx {
+            if results[i].is_err() {
+                continue;
+            }
+            match self.requests_of(&batch[i]) {
+                Ok(rs) => reqs.extend(rs.into_iter().map(|(n, r)| (n, r, i))),
+                Err(e) => results[i] = Err(e),
+            }
+        }
+        self.send(reqs, results);
+    }
+
+    /// The netlink requests of one configuration step.
+    fn requests_of(&mut self, s: &Step) -> Result<Vec<(NodeRef, Request)>, StepError> {
+        Ok(match s {
+            Step::SetLink {
+                node, name, set, ..
+            } => {
+                let master = match &set.master {
+                    Some(Some(m)) => Some(self.existing_index(node, m.as_str())?),
+                    Some(None) => Some(0),
+                    None => None,
+                };
+                let change = LinkChange {
+                    up: set.up,
+                    mtu: set.mtu,
+                    mac: set.mac,
+                    master,
+                    isolated: set.isolated,
+                    stp: set.stp,
+                    ..Default::default()
+                };
+                let t = match self.index.get(&(node.clone(), name.clone())) {
+                    Some(&x) => Target::Index(x),
+                    None => Target::Name(name.as_str()),
+                };
+                link::set(t, &change)
+                    .into_iter()
+                    .map(|r| (node.clone(), r))
+                    .collect()
+            }
+            Step::AddAddr { node, dev, addr: a } => {
+                let idx = self.existing_index(node, dev)?;
+                vec![(node.clone(), addr::add(idx, a))]
+            }
+            Step::AddRoute {
+                node,
+                route: r,
+                replaces,
+            } => {
+                let oif = match &r.dev {
+                    Some(d) => Some(self.existing_index(node, d)?),
+                    None => None,
+                };
+                let spec = route::RouteSpec {
+                    dst: r.dst,
+                    via: r.via,
+                    oif,
+                };
+                let req = if replaces.is_some() {
+                    route::replace(&spec, RTPROT_PLUMB)
+                } else {
+                    route::add(&spec, RTPROT_PLUMB)
+                };
+                vec![(node.clone(), req)]
+            }
+            _ => Vec::new(),
+        })
+    }
+}
+
+/// "Not attempted: namespace `n` was not made."
+fn cancelled(n: &NsName) -> StepError {
+    StepError::Netns(NetnsError::Create {
+        name: n.to_string(),
+        source: std::io::Error::from_raw_os_error(libc::ECANCELED),
+    })
+}
+
+/// Why a step that waited for a new namespace never ran.
+fn not_made(s: &Step, sched: &Sched) -> StepError {
+    match nodes_of(s)
+        .into_iter()
+        .find(|n| sched.fresh.contains(*n) && !sched.arrived.contains(*n))
+    {
+        Some(NodeRef::Ns(n)) => cancelled(n),
+        _ => StepError::Netns(NetnsError::Worker),
+    }
+}
+
+/// A copy of a namespace error for the step it belongs to (errors are not `Clone`; the errno
+/// and the object are kept).
+fn clone_netns_error(e: &NetnsError) -> NetnsError {
+    let errno = e.errno().unwrap_or(libc::EIO);
+    match e {
+        NetnsError::Create { name, .. } => NetnsError::Create {
+            name: name.clone(),
+            source: std::io::Error::from_raw_os_error(errno),
+        },
+        NetnsError::Tag { name, .. } | NetnsError::Socket { name, .. } => NetnsError::Create {
+            name: name.clone(),
+            source: std::io::Error::from_raw_os_error(errno),
+        },
+        NetnsError::Prepare { dir, .. } => NetnsError::Prepare {
+            dir: dir.clone(),
+            source: std::io::Error::from_raw_os_error(errno),
+        },
+        _ => NetnsError::Worker,
+    }
+}
