@@ -224,10 +224,10 @@ pub fn run_teardown(plan: &Plan, backend: &mut dyn Backend) -> Vec<StepFailure> 
     let mut failures = Vec::new();
     for range in batches(&plan.steps, &fault_cuts()) {
         let batch = &plan.steps[range.clone()];
-        for (step, r) in batch
-            .iter()
-            .zip(execute(backend, batch, &range, &mut |_| {}))
-        {
+        let t0 = std::time::Instant::now();
+        let results = execute(backend, batch, &range, &mut |_| {});
+        tracing::debug!(kind = batch[0].batch_class(), steps = batch.len(), elapsed = ?t0.elapsed(), "teardown batch");
+        for (step, r) in batch.iter().zip(results) {
             match r {
                 Err(e) if !(step.tolerates_gone() && e.is_gone()) => failures.push(StepFailure {
                     step: step.clone(),

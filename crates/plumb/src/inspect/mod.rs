@@ -17,7 +17,7 @@ use ipnet::IpNet;
 pub use crate::netlink::addr::AddrState;
 pub use crate::netlink::link::{LinkKind, LinkState};
 pub use crate::netlink::route::RouteState;
-pub use snapshot::{snapshot, InspectError};
+pub use snapshot::{snapshot, Depth, InspectError};
 
 use crate::model::names::NsName;
 use crate::ownership::{self, Tag};

@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use super::{LinkKind, NamedNs, NsState, Snapshot};
 use crate::model::names::NsName;
-use crate::netlink::{addr, link, route, NetlinkError, NlSocket};
+use crate::netlink::{addr, link, nsid, route, NetlinkError, NlSocket};
 use crate::netns::{self, NetnsError, Registry};
 use crate::ownership::Tag;
 
@@ -41,6 +41,17 @@ impl InspectError {
             InspectError::Netns(e) => e.errno(),
         }
     }
+}
+
+/// How much of each named namespace a snapshot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Links, addresses, routes (and the sysctls asked for): what planning needs.
+    Full,
+    /// Only the host's links and each namespace's `lo` (which tells who owns the namespace):
+    /// what a teardown needs. Read through the host's socket by nsid where the host has one
+    /// for the namespace, without entering it.
+    Owners,
 }
 
 /// Reads links, addresses and routes through `sock` (three dumps).
@@ -87,10 +98,21 @@ fn read_sysctls(keys: Vec<String>, into: &mut BTreeMap<String, String>) {
 /// (a stale file) is listed with the reason; any other failure fails the snapshot.
 pub fn snapshot(
     reg: &Registry,
+    depth: Depth,
     sysctls: &(dyn Fn(Option<&NsName>) -> Vec<String> + Sync),
 ) -> Result<Snapshot, InspectError> {
+    let t0 = std::time::Instant::now();
     let mut host_sock = NlSocket::open().map_err(InspectError::Host)?;
-    let mut host = read_ns(&mut host_sock).map_err(InspectError::Host)?;
+    let mut host = match depth {
+        Depth::Full => read_ns(&mut host_sock),
+        // A teardown needs the host's links (owners, groups), not its addresses or routes.
+        Depth::Owners => link::dump(&mut host_sock).map(|links| NsState {
+            links,
+            ..NsState::default()
+        }),
+    }
+    .map_err(InspectError::Host)?;
+    let t_host = t0.elapsed();
     read_sysctls(sysctls(None), &mut host.sysctls);
     let mut namespaces = BTreeMap::new();
     let mut fds: Vec<OwnedFd> = Vec::new();
@@ -108,13 +130,56 @@ pub fn snapshot(
             Err(e) => return Err(e.into()),
         }
     }
-    let refs: Vec<&OwnedFd> = fds.iter().collect();
-    let states = netns::run_in_each(&refs, |i| {
+    // Owners only: through the host's socket, by nsid, without entering any namespace; a
+    // namespace the host has no nsid for (or that refuses) is entered below like the others.
+    let mut known: Vec<Option<NsState>> = (0..opened.len()).map(|_| None).collect();
+    if depth == Depth::Owners && !fds.is_empty() {
+        let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+        let ids = nsid::ids_of(&mut host_sock, &raw);
+        let with_id: Vec<(usize, i32)> = ids
+            .iter()
+            .enumerate()
+            .filter_map(|(i, r)| r.as_ref().ok().copied().flatten().map(|id| (i, id)))
+            .collect();
+        let nsids: Vec<i32> = with_id.iter().map(|(_, id)| *id).collect();
+        for ((i, _), lo) in with_id
+            .iter()
+            .zip(nsid::link_in_each(&mut host_sock, &nsids, 1))
+        {
+            if let Ok(lo) = lo {
+                known[*i] = Some(NsState {
+                    links: lo.into_iter().collect(),
+                    ..NsState::default()
+                });
+            }
+        }
+    }
+    let todo: Vec<usize> = (0..opened.len()).filter(|&i| known[i].is_none()).collect();
+    tracing::debug!(?t_host, opened = opened.len(), by_nsid = opened.len() - todo.len(), elapsed = ?t0.elapsed(), "snapshot: host read, namespaces opened");
+    let refs: Vec<&OwnedFd> = todo.iter().map(|&i| &fds[i]).collect();
+    let entered = netns::run_in_each(&refs, |k| {
+        let i = todo[k];
         let mut sock = NlSocket::open()?;
-        let mut st = read_ns(&mut sock)?;
+        let mut st = match depth {
+            Depth::Full => read_ns(&mut sock)?,
+            Depth::Owners => NsState {
+                links: link::get(&mut sock, 1)?.into_iter().collect(),
+                ..NsState::default()
+            },
+        };
         read_sysctls(sysctls(Some(&opened[i])), &mut st.sysctls);
         Ok::<_, NetlinkError>(st)
     })?;
+    let mut entered = entered.into_iter();
+    let states: Vec<Result<Result<NsState, NetlinkError>, std::io::Error>> = known
+        .into_iter()
+        .map(|k| match k {
+            Some(st) => Ok(Ok(st)),
+            None => entered
+                .next()
+                .unwrap_or_else(|| Err(std::io::Error::from_raw_os_error(libc::EIO))),
+        })
+        .collect();
     for (name, st) in opened.into_iter().zip(states) {
         let state = match st {
             Ok(Ok(s)) => Ok(s),

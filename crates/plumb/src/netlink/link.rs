@@ -7,7 +7,7 @@ use netlink_packet_core::{NLM_F_CREATE, NLM_F_EXCL};
 use netlink_packet_route::link::{
     AfSpecInet, AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge,
     InfoBridgePort, InfoData, InfoKind, InfoPortData, InfoPortKind, InfoVeth, LinkAttribute,
-    LinkFlags, LinkInfo, LinkMessage,
+    LinkExtentMask, LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 
@@ -325,9 +325,30 @@ pub fn delete_group(group: u32) -> (RouteNetlinkMessage, u16) {
     (RouteNetlinkMessage::DelLink(msg), 0)
 }
 
+/// Equivalent to `ip link show dev INDEX`: one interface, `None` if there is none.
+pub fn get(sock: &mut NlSocket, index: u32) -> Result<Option<LinkState>, NetlinkError> {
+    let mut msg = get_message();
+    msg.header.index = index;
+    match sock.get(RouteNetlinkMessage::GetLink(msg)) {
+        Ok(RouteNetlinkMessage::NewLink(l)) => Ok(Some(parse(&l))),
+        Ok(_) => Ok(None),
+        Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A link request that asks the kernel to leave statistics out (`RTEXT_FILTER_SKIP_STATS`):
+/// plumb never reads them, and they are most of each answer's bytes.
+fn get_message() -> LinkMessage {
+    let mut msg = LinkMessage::default();
+    msg.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    msg
+}
+
 /// Equivalent to `ip link show`.
 pub fn dump(sock: &mut NlSocket) -> Result<Vec<LinkState>, NetlinkError> {
-    let replies = sock.dump(RouteNetlinkMessage::GetLink(LinkMessage::default()))?;
+    let replies = sock.dump(RouteNetlinkMessage::GetLink(get_message()))?;
     Ok(replies
         .into_iter()
         .filter_map(|m| match m {

@@ -24,6 +24,7 @@
 mod ack;
 pub mod addr;
 pub mod link;
+pub mod nsid;
 pub mod route;
 
 use std::io;
@@ -387,6 +388,147 @@ impl NlSocket {
         self.execute(vec![(msg, flags)])
             .pop()
             .unwrap_or_else(|| Err(NetlinkError::Decode("no result".into())))
+    }
+
+    /// Sends one `GET` request for a single object and returns the kernel's answer (one
+    /// message), or its refusal.
+    pub fn get(&mut self, msg: RouteNetlinkMessage) -> Result<RouteNetlinkMessage, NetlinkError> {
+        let mut header = NetlinkHeader::default();
+        header.flags = NLM_F_REQUEST;
+        header.sequence_number = self.seq;
+        let seq = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let mut m = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+        m.finalize();
+        let mut out = vec![0; m.buffer_len()];
+        m.serialize(&mut out);
+        self.send_all(&out)
+            .map_err(|source| NetlinkError::Socket { op: "send", source })?;
+        loop {
+            let len = loop {
+                match self.sock.recv(&mut &mut self.buf[..], 0) {
+                    Ok(len) => break len,
+                    Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                    Err(source) => return Err(NetlinkError::Socket { op: "recv", source }),
+                }
+            };
+            for (hdr, bytes) in ack::messages(&self.buf[..len]) {
+                if hdr.seq != seq {
+                    continue;
+                }
+                match ack::decode(hdr, bytes) {
+                    Ack::Error { code, ext, .. } | Ack::Done { code, ext } if code != 0 => {
+                        return Err(NetlinkError::kernel(-code, ext))
+                    }
+                    Ack::Other => {
+                        let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                            .map_err(|e| NetlinkError::Decode(e.to_string()))?;
+                        if let NetlinkPayload::InnerMessage(inner) = m.payload {
+                            return Ok(inner);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends many `GET` requests for single objects, pipelined, and returns each one's answer
+    /// (a message, or the kernel's refusal), in order. An answer lost to a full receive buffer
+    /// is asked for again: a `GET` changes nothing.
+    pub fn get_many(
+        &mut self,
+        msgs: Vec<RouteNetlinkMessage>,
+    ) -> Vec<Result<RouteNetlinkMessage, NetlinkError>> {
+        /// Answers are larger than acks: fewer in flight.
+        const GETS: usize = 32;
+        let mut out = Vec::with_capacity(msgs.len());
+        for chunk in msgs.chunks(GETS) {
+            let mut slots: Vec<Option<Result<RouteNetlinkMessage, NetlinkError>>> =
+                (0..chunk.len()).map(|_| None).collect();
+            for _attempt in 0..4 {
+                let missing: Vec<usize> =
+                    (0..chunk.len()).filter(|&i| slots[i].is_none()).collect();
+                if missing.is_empty() {
+                    break;
+                }
+                let first = self.seq;
+                let mut bytes = Vec::new();
+                for &i in &missing {
+                    let mut header = NetlinkHeader::default();
+                    header.flags = NLM_F_REQUEST;
+                    header.sequence_number = self.seq;
+                    self.seq = self.seq.wrapping_add(1);
+                    let mut m = NetlinkMessage::new(header, NetlinkPayload::from(chunk[i].clone()));
+                    m.finalize();
+                    let start = bytes.len();
+                    bytes.resize(start + m.buffer_len(), 0);
+                    m.serialize(&mut bytes[start..]);
+                }
+                if let Err(source) = self.send_all(&bytes) {
+                    let errno = source.raw_os_error().unwrap_or(libc::EIO);
+                    for &i in &missing {
+                        slots[i] = Some(Err(NetlinkError::Socket {
+                            op: "send",
+                            source: io::Error::from_raw_os_error(errno),
+                        }));
+                    }
+                    break;
+                }
+                let mut pending = missing.len();
+                let mut lost = false;
+                while pending > 0 {
+                    let flags = if lost { libc::MSG_DONTWAIT } else { 0 };
+                    let len = match self.sock.recv(&mut &mut self.buf[..], flags) {
+                        Ok(len) => len,
+                        Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                        Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
+                            lost = true;
+                            continue;
+                        }
+                        Err(e) if lost && e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(source) => {
+                            let errno = source.raw_os_error().unwrap_or(libc::EIO);
+                            for &i in &missing {
+                                slots[i].get_or_insert_with(|| {
+                                    Err(NetlinkError::Socket {
+                                        op: "recv",
+                                        source: io::Error::from_raw_os_error(errno),
+                                    })
+                                });
+                            }
+                            pending = 0;
+                            continue;
+                        }
+                    };
+                    for (hdr, bytes) in ack::messages(&self.buf[..len]) {
+                        let k = hdr.seq.wrapping_sub(first) as usize;
+                        let Some(&i) = missing.get(k) else { continue };
+                        if slots[i].is_some() {
+                            continue;
+                        }
+                        let answer = match ack::decode(hdr, bytes) {
+                            Ack::Error { code, ext, .. } | Ack::Done { code, ext } if code != 0 => {
+                                Err(NetlinkError::kernel(-code, ext))
+                            }
+                            Ack::Other => NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                                .map_err(|e| NetlinkError::Decode(e.to_string()))
+                                .and_then(|m| match m.payload {
+                                    NetlinkPayload::InnerMessage(inner) => Ok(inner),
+                                    _ => Err(NetlinkError::Decode("not an answer".into())),
+                                }),
+                            _ => continue,
+                        };
+                        slots[i] = Some(answer);
+                        pending -= 1;
+                    }
+                }
+            }
+            out.extend(slots.into_iter().map(|s| {
+                s.unwrap_or_else(|| Err(NetlinkError::Decode("no answer received".into())))
+            }));
+        }
+        out
     }
 
     /// Runs a dump request (`NLM_F_DUMP`) and returns every message of the answer. A dump the

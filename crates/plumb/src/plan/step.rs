@@ -298,8 +298,9 @@ impl Step {
 
     /// Steps of one class run in one batch, which the backend may schedule as it likes as long
     /// as every step follows the earlier steps on the same object: `build` (namespaces,
-    /// sysctls, bridges, veth pairs, link settings, addresses, routes) fuses several kinds so
-    /// that their kernel work overlaps; any other step is a class of its kind.
+    /// sysctls, bridges, veth pairs, link settings, addresses, routes) and `remove` (a group
+    /// delete, namespaces) fuse several kinds so that their kernel work overlaps; any other
+    /// step is a class of its kind.
     pub fn batch_class(&self) -> &'static str {
         match self {
             Step::CreateNs { .. }
@@ -309,6 +310,9 @@ impl Step {
             | Step::SetLink { .. }
             | Step::AddAddr { .. }
             | Step::AddRoute { .. } => "build",
+            // A group delete waits in the kernel for the network core while namespaces are
+            // unmounted (another lock): the backend does both at once.
+            Step::DeleteGroup { .. } | Step::DeleteNs { .. } => "remove",
             other => other.kind(),
         }
     }

@@ -309,12 +309,12 @@ impl Backend for KernelBackend {
             | Step::SetLink { .. }
             | Step::AddAddr { .. }
             | Step::AddRoute { .. } => self.build(batch, progress),
-            Step::DeleteNs { .. } => self.delete_ns(batch),
+            Step::DeleteNs { .. } | Step::DeleteGroup { .. } => self.remove(batch),
             Step::Firewall { .. } | Step::DeleteFirewall { .. } | Step::RestoreFirewall { .. } => {
                 self.firewalls(batch)
             }
             Step::ParkLink { .. } | Step::UnparkLink { .. } => self.park_links(batch),
-            Step::DeleteLink { .. } | Step::DeleteGroup { .. } => self.delete_links(batch),
+            Step::DeleteLink { .. } => self.delete_links(batch),
             Step::DelAddr { .. } | Step::DelRoute { .. } => self.addrs_routes(batch),
         }
     }

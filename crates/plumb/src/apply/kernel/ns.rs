@@ -10,21 +10,53 @@ use crate::netns;
 use crate::plan::Step;
 
 impl KernelBackend {
-    /// `ip netns del` for each.
-    pub(super) fn delete_ns(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
-        batch
-            .iter()
-            .map(|s| {
-                let Step::DeleteNs { ns } = s else {
-                    return Ok(());
-                };
+    /// The remove batch: `ip link del group N` through the host's socket while another thread
+    /// does `ip netns del` for each namespace (unmount and unlink: the mount lock, not the
+    /// network core's, so the two overlap).
+    pub(super) fn remove(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
+        let mut results = super::ok_results(batch.len());
+        let mut names = Vec::new();
+        for (i, s) in batch.iter().enumerate() {
+            if let Step::DeleteNs { ns } = s {
                 self.ns.remove(ns);
                 let node = NodeRef::Ns(ns.clone());
                 self.index.retain(|(n, _), _| *n != node);
                 self.known.remove(&node);
-                self.reg.remove(ns).map(|_| ()).map_err(StepError::from)
-            })
-            .collect()
+                names.push((i, ns.clone()));
+            }
+        }
+        let groups: Vec<usize> = (0..batch.len())
+            .filter(|&i| matches!(batch[i], Step::DeleteGroup { .. }))
+            .collect();
+        let reg = self.reg.clone();
+        let ns_results = std::thread::scope(|s| {
+            let worker = s.spawn(|| {
+                names
+                    .iter()
+                    .map(|(i, n)| (*i, reg.remove(n).map(|_| ()).map_err(StepError::from)))
+                    .collect::<Vec<_>>()
+            });
+            if !groups.is_empty() {
+                let sub: Vec<Step> = groups.iter().map(|&i| batch[i].clone()).collect();
+                for (&i, r) in groups.iter().zip(self.delete_links(&sub)) {
+                    results[i] = r;
+                }
+            }
+            worker.join()
+        });
+        match ns_results {
+            Ok(rs) => {
+                for (i, r) in rs {
+                    results[i] = r;
+                }
+            }
+            Err(_) => {
+                for (i, _) in &names {
+                    results[*i] = Err(StepError::Netns(netns::NetnsError::Worker));
+                }
+            }
+        }
+        results
     }
 
     /// `sysctl -w KEY=VALUE` for the steps at `idx`, inside each node: the host's directly, the

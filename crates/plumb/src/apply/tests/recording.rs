@@ -212,7 +212,7 @@ fn run_teardown_continues_past_failures_and_reports_them_all() {
     assert_eq!(b.steps(), p.steps, "every step was attempted");
     assert_eq!(
         b.shape(),
-        [("delete-group", 1), ("delete-link", 2), ("delete-netns", 3)]
+        [("remove", 1), ("delete-link", 2), ("remove", 3)]
     );
     let got: Vec<(String, Option<i32>)> = failures
         .iter()
