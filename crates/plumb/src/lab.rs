@@ -170,8 +170,11 @@ pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<UpReport, LabError> {
             recovered = Some(finish_interrupted(l, &entry, &snap)?);
         }
     }
+    let t0 = std::time::Instant::now();
     let snap = snapshot_for(lab, Some(topo))?;
+    let t_snap = t0.elapsed();
     let plan = plan::diff(topo, &snap);
+    tracing::debug!(?t_snap, diff = ?(t0.elapsed() - t_snap), steps = plan.steps.len(), "up: read and planned");
     if !plan.conflicts.is_empty() {
         return Err(LabError::Conflicts(plan.conflicts));
     }

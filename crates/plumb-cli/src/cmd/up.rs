@@ -45,8 +45,9 @@ struct UpJson<'a> {
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let topo = super::load(&a.file)?;
     let started = Instant::now();
+    let topo = super::load(&a.file)?;
+    tracing::debug!(elapsed = ?started.elapsed(), "up: file loaded");
     let mut bar: Option<super::Progress> = None;
     let mut progress = |done: usize, total: usize| {
         bar.get_or_insert_with(|| super::Progress::new(total))

@@ -97,6 +97,10 @@ pub struct Topology {
     pub networks: Vec<Network>,
     /// Probes for `plumb check`.
     pub expects: Vec<Expect>,
+    /// Where each node is in `nodes`, so that [`Topology::node`] is a hash lookup (a lab of
+    /// thousands of nodes asks it once per interface, route and sysctl).
+    #[serde(skip)]
+    pub(crate) node_index: std::collections::HashMap<NsName, usize>,
 }
 
 /// A namespace (or the host) and what is configured inside it.
@@ -281,7 +285,21 @@ impl Topology {
     pub fn node(&self, r: &NodeRef) -> Option<&Node> {
         match r {
             NodeRef::Host => Some(&self.host),
-            NodeRef::Ns(_) => self.nodes.iter().find(|n| &n.name == r),
+            NodeRef::Ns(n) => self.node_index.get(n).and_then(|&i| self.nodes.get(i)),
         }
+    }
+
+    /// Indexes `nodes` for [`Topology::node`]: called by whoever builds a topology.
+    pub(crate) fn index_nodes(mut self) -> Self {
+        self.node_index = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| match &n.name {
+                NodeRef::Ns(name) => Some((name.clone(), i)),
+                NodeRef::Host => None,
+            })
+            .collect();
+        self
     }
 }

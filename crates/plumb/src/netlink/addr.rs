@@ -57,14 +57,13 @@ pub fn delete(index: u32, net: &IpNet) -> (RouteNetlinkMessage, u16) {
 
 /// Equivalent to `ip addr show`.
 pub fn dump(sock: &mut NlSocket) -> Result<Vec<AddrState>, NetlinkError> {
-    let replies = sock.dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))?;
-    Ok(replies
-        .iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewAddress(a) => parse(a),
+    sock.dump_map(
+        RouteNetlinkMessage::GetAddress(AddressMessage::default()),
+        |m| match m {
+            RouteNetlinkMessage::NewAddress(a) => parse(&a),
             _ => None,
-        })
-        .collect())
+        },
+    )
 }
 
 /// Decodes a `RTM_NEWADDR` into plumb's view of an address (`IFA_LOCAL`, or `IFA_ADDRESS` for

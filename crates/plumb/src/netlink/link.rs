@@ -348,14 +348,10 @@ fn get_message() -> LinkMessage {
 
 /// Equivalent to `ip link show`.
 pub fn dump(sock: &mut NlSocket) -> Result<Vec<LinkState>, NetlinkError> {
-    let replies = sock.dump(RouteNetlinkMessage::GetLink(get_message()))?;
-    Ok(replies
-        .into_iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) => Some(parse(&l)),
-            _ => None,
-        })
-        .collect())
+    sock.dump_map(RouteNetlinkMessage::GetLink(get_message()), |m| match m {
+        RouteNetlinkMessage::NewLink(l) => Some(parse(&l)),
+        _ => None,
+    })
 }
 
 /// The operational state as iproute2 prints it (lower case): `up`, `down`, `lowerlayerdown`…

@@ -176,8 +176,33 @@ impl DumpReader {
 pub struct NlSocket {
     sock: Socket,
     seq: u32,
-    buf: Vec<u8>,
     replayed: usize,
+}
+
+thread_local! {
+    /// The receive buffer of every socket used on this thread: a lab of thousands of
+    /// namespaces holds a socket for each, and a buffer each would cost a page or more apiece.
+    static RECV_BUF: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// This thread's receive buffer, given back when dropped.
+struct RecvBuf(Vec<u8>);
+
+impl RecvBuf {
+    fn take() -> RecvBuf {
+        let mut v = RECV_BUF.with(|b| b.take());
+        if v.is_empty() {
+            v = vec![0; 1 << 16];
+        }
+        RecvBuf(v)
+    }
+}
+
+impl Drop for RecvBuf {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        RECV_BUF.with(|b| b.set(v));
+    }
 }
 
 impl std::fmt::Debug for NlSocket {
@@ -211,7 +236,6 @@ impl NlSocket {
         Ok(NlSocket {
             sock,
             seq: 1,
-            buf: vec![0; 1 << 16],
             replayed: 0,
         })
     }
@@ -316,11 +340,12 @@ impl NlSocket {
         first: u32,
         slots: &mut [Option<Result<(), NetlinkError>>],
     ) -> io::Result<bool> {
+        let mut buf = RecvBuf::take();
         let mut pending = slots.iter().filter(|s| s.is_none()).count();
         let mut lost = false;
         while pending > 0 {
             let flags = if lost { libc::MSG_DONTWAIT } else { 0 };
-            let len = match self.sock.recv(&mut &mut self.buf[..], flags) {
+            let len = match self.sock.recv(&mut &mut buf.0[..], flags) {
                 Ok(len) => len,
                 Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                 Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -330,7 +355,7 @@ impl NlSocket {
                 Err(e) if lost && e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
             };
-            for ack in ack::iter(&self.buf[..len]) {
+            for ack in ack::iter(&buf.0[..len]) {
                 let Ack::Error { seq, code, ext, .. } = ack else {
                     continue;
                 };
@@ -393,6 +418,7 @@ impl NlSocket {
     /// Sends one `GET` request for a single object and returns the kernel's answer (one
     /// message), or its refusal.
     pub fn get(&mut self, msg: RouteNetlinkMessage) -> Result<RouteNetlinkMessage, NetlinkError> {
+        let mut buf = RecvBuf::take();
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST;
         header.sequence_number = self.seq;
@@ -406,13 +432,13 @@ impl NlSocket {
             .map_err(|source| NetlinkError::Socket { op: "send", source })?;
         loop {
             let len = loop {
-                match self.sock.recv(&mut &mut self.buf[..], 0) {
+                match self.sock.recv(&mut &mut buf.0[..], 0) {
                     Ok(len) => break len,
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                     Err(source) => return Err(NetlinkError::Socket { op: "recv", source }),
                 }
             };
-            for (hdr, bytes) in ack::messages(&self.buf[..len]) {
+            for (hdr, bytes) in ack::messages(&buf.0[..len]) {
                 if hdr.seq != seq {
                     continue;
                 }
@@ -440,11 +466,22 @@ impl NlSocket {
         &mut self,
         msgs: Vec<RouteNetlinkMessage>,
     ) -> Vec<Result<RouteNetlinkMessage, NetlinkError>> {
+        self.get_many_map(msgs, Ok)
+    }
+
+    /// Like [`NlSocket::get_many`], turning each answer into what the caller keeps as soon as
+    /// it arrives (thousands of decoded answers are never held at once).
+    pub fn get_many_map<T>(
+        &mut self,
+        msgs: Vec<RouteNetlinkMessage>,
+        mut f: impl FnMut(RouteNetlinkMessage) -> Result<T, NetlinkError>,
+    ) -> Vec<Result<T, NetlinkError>> {
+        let mut buf = RecvBuf::take();
         /// Answers are larger than acks: fewer in flight.
         const GETS: usize = 32;
         let mut out = Vec::with_capacity(msgs.len());
         for chunk in msgs.chunks(GETS) {
-            let mut slots: Vec<Option<Result<RouteNetlinkMessage, NetlinkError>>> =
+            let mut slots: Vec<Option<Result<T, NetlinkError>>> =
                 (0..chunk.len()).map(|_| None).collect();
             for _attempt in 0..4 {
                 let missing: Vec<usize> =
@@ -479,7 +516,7 @@ impl NlSocket {
                 let mut lost = false;
                 while pending > 0 {
                     let flags = if lost { libc::MSG_DONTWAIT } else { 0 };
-                    let len = match self.sock.recv(&mut &mut self.buf[..], flags) {
+                    let len = match self.sock.recv(&mut &mut buf.0[..], flags) {
                         Ok(len) => len,
                         Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                         Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {
@@ -501,7 +538,7 @@ impl NlSocket {
                             continue;
                         }
                     };
-                    for (hdr, bytes) in ack::messages(&self.buf[..len]) {
+                    for (hdr, bytes) in ack::messages(&buf.0[..len]) {
                         let k = hdr.seq.wrapping_sub(first) as usize;
                         let Some(&i) = missing.get(k) else { continue };
                         if slots[i].is_some() {
@@ -514,7 +551,7 @@ impl NlSocket {
                             Ack::Other => NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
                                 .map_err(|e| NetlinkError::Decode(e.to_string()))
                                 .and_then(|m| match m.payload {
-                                    NetlinkPayload::InnerMessage(inner) => Ok(inner),
+                                    NetlinkPayload::InnerMessage(inner) => f(inner),
                                     _ => Err(NetlinkError::Decode("not an answer".into())),
                                 }),
                             _ => continue,
@@ -537,8 +574,19 @@ impl NlSocket {
         &mut self,
         msg: RouteNetlinkMessage,
     ) -> Result<Vec<RouteNetlinkMessage>, NetlinkError> {
+        self.dump_map(msg, Some)
+    }
+
+    /// Like [`NlSocket::dump`], turning each message into what the caller keeps as soon as it
+    /// arrives: a dump of thousands of interfaces never holds thousands of fully decoded
+    /// messages.
+    pub fn dump_map<T>(
+        &mut self,
+        msg: RouteNetlinkMessage,
+        mut f: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+    ) -> Result<Vec<T>, NetlinkError> {
         for _ in 0..DUMP_ATTEMPTS {
-            let (replies, interrupted) = self.dump_once(msg.clone())?;
+            let (replies, interrupted) = self.dump_once(msg.clone(), &mut f)?;
             if !interrupted {
                 return Ok(replies);
             }
@@ -547,10 +595,12 @@ impl NlSocket {
         Err(NetlinkError::DumpInterrupted(DUMP_ATTEMPTS))
     }
 
-    fn dump_once(
+    fn dump_once<T>(
         &mut self,
         msg: RouteNetlinkMessage,
-    ) -> Result<(Vec<RouteNetlinkMessage>, bool), NetlinkError> {
+        f: &mut impl FnMut(RouteNetlinkMessage) -> Option<T>,
+    ) -> Result<(Vec<T>, bool), NetlinkError> {
+        let mut buf = RecvBuf::take();
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_DUMP;
         header.sequence_number = self.seq;
@@ -563,16 +613,19 @@ impl NlSocket {
         self.send_all(&out)
             .map_err(|source| NetlinkError::Socket { op: "send", source })?;
         let mut reader = DumpReader::new(seq);
+        let mut kept = Vec::new();
         loop {
             let len = loop {
-                match self.sock.recv(&mut &mut self.buf[..], 0) {
+                match self.sock.recv(&mut &mut buf.0[..], 0) {
                     Ok(len) => break len,
                     Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
                     Err(source) => return Err(NetlinkError::Socket { op: "recv", source }),
                 }
             };
-            if reader.feed(&self.buf[..len])? {
-                return Ok((reader.replies, reader.interrupted));
+            let done = reader.feed(&buf.0[..len])?;
+            kept.extend(reader.replies.drain(..).filter_map(&mut *f));
+            if done {
+                return Ok((kept, reader.interrupted));
             }
         }
     }

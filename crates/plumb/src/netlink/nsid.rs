@@ -25,18 +25,15 @@ pub fn ids_of(sock: &mut NlSocket, fds: &[RawFd]) -> Vec<Result<Option<i32>, Net
             RouteNetlinkMessage::GetNsId(m)
         })
         .collect();
-    sock.get_many(msgs)
-        .into_iter()
-        .map(|r| {
-            r.map(|m| match m {
-                RouteNetlinkMessage::NewNsId(n) => n.attributes.iter().find_map(|a| match a {
-                    NsidAttribute::Id(id) if *id >= 0 => Some(*id),
-                    _ => None,
-                }),
+    sock.get_many_map(msgs, |m| {
+        Ok(match m {
+            RouteNetlinkMessage::NewNsId(n) => n.attributes.iter().find_map(|a| match a {
+                NsidAttribute::Id(id) if *id >= 0 => Some(*id),
                 _ => None,
-            })
+            }),
+            _ => None,
         })
-        .collect()
+    })
 }
 
 /// Interface `index` of each namespace in `nsids` (of the socket's namespace), read through
@@ -58,13 +55,16 @@ pub fn link_in_each(
             RouteNetlinkMessage::GetLink(m)
         })
         .collect();
-    sock.get_many(msgs)
-        .into_iter()
-        .map(|r| match r {
-            Ok(RouteNetlinkMessage::NewLink(l)) => Ok(Some(link::parse(&l))),
-            Ok(_) => Ok(None),
-            Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
-            Err(e) => Err(e),
+    sock.get_many_map(msgs, |m| {
+        Ok(match m {
+            RouteNetlinkMessage::NewLink(l) => Some(link::parse(&l)),
+            _ => None,
         })
-        .collect()
+    })
+    .into_iter()
+    .map(|r| match r {
+        Err(e) if e.errno() == Some(libc::ENODEV) => Ok(None),
+        other => other,
+    })
+    .collect()
 }

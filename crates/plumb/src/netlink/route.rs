@@ -104,14 +104,13 @@ pub fn delete(r: &RouteSpec, protocol: u8) -> (RouteNetlinkMessage, u16) {
 
 /// Equivalent to `ip route show table main` (both families).
 pub fn dump(sock: &mut NlSocket) -> Result<Vec<RouteState>, NetlinkError> {
-    let replies = sock.dump(RouteNetlinkMessage::GetRoute(RouteMessage::default()))?;
-    Ok(replies
-        .iter()
-        .filter_map(|m| match m {
-            RouteNetlinkMessage::NewRoute(r) => parse(r),
+    sock.dump_map(
+        RouteNetlinkMessage::GetRoute(RouteMessage::default()),
+        |m| match m {
+            RouteNetlinkMessage::NewRoute(r) => parse(&r),
             _ => None,
-        })
-        .collect())
+        },
+    )
 }
 
 /// Decodes a `RTM_NEWROUTE` of the main table's unicast routes into plumb's view of a route;

@@ -8,7 +8,7 @@ use ipnet::IpNet;
 use super::step::{RouteSpec, Step, VethEnd};
 use crate::inspect::LinkKind;
 use crate::model::names::IfName;
-use crate::model::{Endpoint, MacAddr, NodeRef, Topology};
+use crate::model::{Endpoint, Interface, MacAddr, NodeRef, Topology};
 use crate::ownership;
 
 /// The MTU the kernel gives a new veth or bridge, and the one plumb sets when the file says
@@ -48,10 +48,12 @@ pub(crate) fn desired(topo: &Topology) -> Desired {
     let mut nodes = vec![NodeRef::Host];
     nodes.extend(topo.nodes.iter().map(|n| n.name.clone()));
     let mut links: HashMap<NodeRef, BTreeMap<String, WantLink>> = HashMap::new();
-    let iface = |node: &NodeRef, name: &IfName| {
-        topo.node(node)
-            .and_then(|n| n.interfaces.iter().find(|i| &i.name == name))
-    };
+    // Interfaces by node and name: the host alone may list thousands (every bridge port).
+    let by_name: HashMap<(&NodeRef, &IfName), &Interface> = std::iter::once(&topo.host)
+        .chain(&topo.nodes)
+        .flat_map(|n| n.interfaces.iter().map(move |i| ((&n.name, &i.name), i)))
+        .collect();
+    let iface = |node: &NodeRef, name: &IfName| by_name.get(&(node, name)).copied();
     let mut bridges = Vec::new();
     for b in &topo.bridges {
         let ipv6 = b.addresses.iter().any(|a| matches!(a, IpNet::V6(_)));

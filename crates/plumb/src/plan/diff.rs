@@ -13,9 +13,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use ipnet::IpNet;
 
 use super::desired::{desired, is_kernel_address, route_specs, sysctls_of, WantLink};
+use super::seen::Seen;
 use super::step::{LinkSet, RouteSpec, Step};
 use super::{observed, Conflict, Plan};
-use crate::inspect::{LinkKind, LinkState, NsState, Snapshot};
+use crate::inspect::{LinkKind, LinkState, Snapshot};
 use crate::model::names::NsName;
 use crate::model::{NodeRef, Topology};
 use crate::ownership::{self, RTPROT_PLUMB};
@@ -31,14 +32,16 @@ struct Gone {
 /// What the kernel drops when `index` goes down in `st` and plumb puts back if it brings it up
 /// again: its IPv6 addresses, and plumb's routes through it (the kernel's own come back with
 /// the addresses; another tool's route through a lab interface is that tool's to restore).
-fn dropped_on_down(st: &NsState, index: u32) -> (Vec<IpNet>, Vec<RouteSpec>) {
-    let dev = st.link_by_index(index).map(|l| l.name.clone());
-    let addrs = st
+fn dropped_on_down(seen: &Seen<'_>, index: u32) -> (Vec<IpNet>, Vec<RouteSpec>) {
+    let dev = seen.link_by_index(index).map(|l| l.name.clone());
+    let addrs = seen
         .addrs_of(index)
+        .iter()
         .filter(|a| matches!(a, IpNet::V6(_)) && !is_kernel_address(a))
         .copied()
         .collect();
-    let routes = st
+    let routes = seen
+        .st
         .routes
         .iter()
         .filter(|r| r.oif == Some(index) && r.protocol == RTPROT_PLUMB)
@@ -159,6 +162,13 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
         }
     }
     let kept = |node: &NodeRef| !fresh.contains(node) && !dying.contains(node);
+    // The kept nodes' observed state, with its lookups made once.
+    let seen: HashMap<NodeRef, Seen<'_>> = want
+        .nodes
+        .iter()
+        .filter(|n| kept(n))
+        .filter_map(|n| observed(snap, n).map(|st| (n.clone(), Seen::new(st))))
+        .collect();
 
     // Links: what is ours and stays, what is in the way, what is ours and goes.
     let empty = BTreeMap::new();
@@ -227,7 +237,7 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
     let present = |gone: &HashMap<(NodeRef, String), Gone>, node: &NodeRef, name: &str| {
         kept(node)
             && !gone.contains_key(&(node.clone(), name.to_string()))
-            && observed(snap, node).is_some_and(|st| st.link(name).is_some())
+            && seen.get(node).is_some_and(|v| v.link(name).is_some())
     };
 
     // Bridges and veth pairs to create. A pair with only one end left is made anew: the end
@@ -286,8 +296,9 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
         let parked = created
             .contains(&(node.clone(), name.clone()))
             .then(|| ownership::parked_name(node, name));
-        let (restore_addrs, restore_routes) = observed(snap, node)
-            .map(|st| dropped_on_down(st, g.index))
+        let (restore_addrs, restore_routes) = seen
+            .get(node)
+            .map(|v| dropped_on_down(v, g.index))
             .unwrap_or_default();
         d.parks.push(Step::ParkLink {
             node: node.clone(),
@@ -311,25 +322,21 @@ pub fn diff(topo: &Topology, snap: &Snapshot) -> Plan {
 
     // Settings, addresses, routes and sysctls, node by node.
     for node in &want.nodes {
-        let st = if kept(node) {
-            observed(snap, node)
-        } else {
-            None
-        };
+        let view = seen.get(node);
         let wanted = want.links.get(node).unwrap_or(&empty);
         for (name, w) in wanted {
             let key = (node.clone(), name.clone());
             let cur = if created.contains(&key) || gone.contains_key(&key) {
                 None
             } else {
-                st.and_then(|s| s.link(name))
+                view.and_then(|v| v.link(name))
             };
-            link_settings(&mut d, node, name, w, cur, st, fresh.contains(node));
-            addresses(&mut d, lab, node, name, w, cur, st);
+            link_settings(&mut d, node, name, w, cur, view, fresh.contains(node));
+            addresses(&mut d, lab, node, name, w, cur, view);
         }
-        routes(&mut d, topo, node, st, &gone);
+        routes(&mut d, topo, node, view, &gone);
         for (k, v) in &sysctls_of(topo, node) {
-            let current = st.and_then(|s| s.sysctls.get(k));
+            let current = view.and_then(|s| s.st.sysctls.get(k));
             let same = current.map(|c| c.split_whitespace().collect::<Vec<_>>())
                 == Some(v.split_whitespace().collect());
             if !same {
@@ -354,7 +361,7 @@ fn link_settings(
     name: &str,
     w: &WantLink,
     cur: Option<&LinkState>,
-    st: Option<&NsState>,
+    st: Option<&Seen<'_>>,
     fresh_node: bool,
 ) {
     let step = |set: LinkSet, prev: Option<LinkSet>| Step::SetLink {
@@ -457,10 +464,10 @@ fn addresses(
     name: &str,
     w: &WantLink,
     cur: Option<&LinkState>,
-    st: Option<&NsState>,
+    st: Option<&Seen<'_>>,
 ) {
     let have: Vec<IpNet> = match (cur, st) {
-        (Some(c), Some(s)) => s.addrs_of(c.index).copied().collect(),
+        (Some(c), Some(s)) => s.addrs_of(c.index).to_vec(),
         _ => Vec::new(),
     };
     for a in &w.addrs {
@@ -494,14 +501,14 @@ fn routes(
     d: &mut Draft,
     topo: &Topology,
     node: &NodeRef,
-    st: Option<&NsState>,
+    st: Option<&Seen<'_>>,
     gone: &HashMap<(NodeRef, String), Gone>,
 ) {
     let lab = topo.name.as_str();
     let want = route_specs(topo, node);
     let mut have: Vec<(RouteSpec, bool)> = Vec::new();
     if let Some(st) = st {
-        for r in &st.routes {
+        for r in &st.st.routes {
             let dev = r.oif.and_then(|i| st.link_by_index(i));
             // Routes through an interface that goes, go with it.
             if dev.is_some_and(|d| gone.contains_key(&(node.clone(), d.name.clone()))) {

@@ -20,6 +20,7 @@
 
 mod desired;
 mod diff;
+mod seen;
 mod show;
 pub mod step;
 mod teardown;

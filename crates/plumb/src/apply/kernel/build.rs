@@ -10,7 +10,7 @@
 //! after every earlier step of the batch on the same link — or, for a route (which may need any
 //! address of its node), on the same node.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::{ok_results, KernelBackend, NodeReq, NsHandle};
 use crate::apply::StepError;
@@ -71,60 +71,157 @@ fn is_create(s: &Step) -> bool {
     matches!(s, Step::CreateBridge { .. } | Step::CreateVeth { .. })
 }
 
-/// What the build batch is waiting for.
+/// What the build batch is waiting for, kept so that each step is looked at again only when
+/// something it waits for happens (a namespace arrives, a link is created, the step before it
+/// on its link is sent, the last non-route step of its node is sent): a batch of tens of
+/// thousands of steps costs a few checks per step, not a scan per group of namespaces.
 struct Sched {
-    /// Link and configuration steps not sent yet, in plan order.
-    pending: Vec<usize>,
+    /// Steps not sent yet.
+    pending: HashSet<usize>,
     /// Namespaces this batch creates.
     fresh: HashSet<NodeRef>,
     /// New namespaces that exist now.
     arrived: HashSet<NodeRef>,
     /// Links this batch creates that are not sent yet.
     to_create: HashSet<LinkKey>,
+    /// Settings and addresses of each link, in plan order (the first one goes first).
+    queue: HashMap<LinkKey, VecDeque<usize>>,
+    /// Steps other than routes still to send in each node.
+    before_routes: HashMap<NodeRef, usize>,
+    /// Each node's routes (they go after everything else of their node).
+    routes: HashMap<NodeRef, Vec<usize>>,
+    /// Steps to look at again when a namespace arrives, or a link is created.
+    on_arrival: HashMap<NodeRef, Vec<usize>>,
+    on_created: HashMap<LinkKey, Vec<usize>>,
+    /// Steps to look at now.
+    candidates: Vec<usize>,
+}
+
+/// The link a setting or an address is about.
+fn queue_key(s: &Step) -> Option<LinkKey> {
+    match s {
+        Step::SetLink { node, name, .. } => Some((node.clone(), name.clone())),
+        Step::AddAddr { node, dev, .. } => Some((node.clone(), dev.clone())),
+        _ => None,
+    }
 }
 
 impl Sched {
+    fn new(batch: &[Step], work: Vec<usize>, fresh: HashSet<NodeRef>) -> Sched {
+        let to_create: HashSet<LinkKey> = work
+            .iter()
+            .flat_map(|&i| batch[i].created_links())
+            .map(|(n, name)| (n.clone(), name.to_string()))
+            .collect();
+        let mut sched = Sched {
+            pending: work.iter().copied().collect(),
+            fresh,
+            arrived: HashSet::new(),
+            to_create,
+            queue: HashMap::new(),
+            before_routes: HashMap::new(),
+            routes: HashMap::new(),
+            on_arrival: HashMap::new(),
+            on_created: HashMap::new(),
+            candidates: work.clone(),
+        };
+        for &i in &work {
+            let s = &batch[i];
+            for n in nodes_of(s) {
+                if sched.fresh.contains(n) {
+                    sched.on_arrival.entry(n.clone()).or_default().push(i);
+                }
+            }
+            for l in needs(s) {
+                if sched.to_create.contains(&l) {
+                    sched.on_created.entry(l).or_default().push(i);
+                }
+            }
+            if let Some(k) = queue_key(s) {
+                sched.queue.entry(k).or_default().push_back(i);
+            }
+            match s {
+                Step::AddRoute { node, .. } => {
+                    sched.routes.entry(node.clone()).or_default().push(i)
+                }
+                _ => {
+                    for n in nodes_of(s) {
+                        *sched.before_routes.entry(n.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        sched
+    }
+
     fn present(&self, n: &NodeRef) -> bool {
         !self.fresh.contains(n) || self.arrived.contains(n)
     }
 
-    /// The pending steps of `kind` (creations, or the rest) that can go now, in plan order,
-    /// removed from `pending`.
-    fn take_ready(&mut self, batch: &[Step], creations: bool) -> Vec<usize> {
-        let mut blocked_links: HashSet<LinkKey> = HashSet::new();
-        let mut blocked_nodes: HashSet<NodeRef> = HashSet::new();
-        let mut ready = Vec::new();
-        let mut rest = Vec::new();
-        for &i in &self.pending {
-            let s = &batch[i];
-            let creates: Vec<LinkKey> = s
-                .created_links()
-                .into_iter()
-                .map(|(n, name)| (n.clone(), name.to_string()))
-                .collect();
-            let own: Vec<LinkKey> = if is_create(s) {
-                creates.clone()
-            } else {
-                needs(s)
-            };
-            let ok = is_create(s) == creations
-                && nodes_of(s).into_iter().all(|n| self.present(n))
-                && needs(s)
-                    .iter()
-                    .all(|l| !self.to_create.contains(l) && !blocked_links.contains(l))
-                && own.iter().all(|l| !blocked_links.contains(l))
-                && !(matches!(s, Step::AddRoute { .. })
-                    && nodes_of(s).iter().any(|n| blocked_nodes.contains(*n)));
-            if ok {
-                ready.push(i);
-            } else {
-                rest.push(i);
-                blocked_links.extend(own);
-                blocked_nodes.extend(nodes_of(s).into_iter().cloned());
+    fn is_ready(&self, batch: &[Step], i: usize) -> bool {
+        let s = &batch[i];
+        self.pending.contains(&i)
+            && nodes_of(s).into_iter().all(|n| self.present(n))
+            && needs(s).iter().all(|l| !self.to_create.contains(l))
+            && queue_key(s).is_none_or(|k| self.queue.get(&k).and_then(|q| q.front()) == Some(&i))
+            && match s {
+                Step::AddRoute { node, .. } => {
+                    self.before_routes.get(node).copied().unwrap_or(0) == 0
+                }
+                _ => true,
+            }
+    }
+
+    /// A namespace exists now.
+    fn arrive(&mut self, n: NodeRef) {
+        if let Some(v) = self.on_arrival.remove(&n) {
+            self.candidates.extend(v);
+        }
+        self.arrived.insert(n);
+    }
+
+    /// The ready candidates, creations and the rest, in plan order.
+    fn take_ready(&mut self, batch: &[Step]) -> (Vec<usize>, Vec<usize>) {
+        let mut c = std::mem::take(&mut self.candidates);
+        c.sort_unstable();
+        c.dedup();
+        let ready: Vec<usize> = c.into_iter().filter(|&i| self.is_ready(batch, i)).collect();
+        for &i in &ready {
+            self.pending.remove(&i);
+        }
+        ready.into_iter().partition(|&i| is_create(&batch[i]))
+    }
+
+    /// Step `i` was sent: what waited for it may go.
+    fn sent(&mut self, batch: &[Step], i: usize) {
+        let s = &batch[i];
+        for (n, name) in s.created_links() {
+            let key = (n.clone(), name.to_string());
+            self.to_create.remove(&key);
+            if let Some(v) = self.on_created.remove(&key) {
+                self.candidates.extend(v);
             }
         }
-        self.pending = rest;
-        ready
+        if let Some(k) = queue_key(s) {
+            if let Some(q) = self.queue.get_mut(&k) {
+                q.pop_front();
+                if let Some(&next) = q.front() {
+                    self.candidates.push(next);
+                }
+            }
+        }
+        if !matches!(s, Step::AddRoute { .. }) {
+            for n in nodes_of(s) {
+                if let Some(left) = self.before_routes.get_mut(n) {
+                    *left -= 1;
+                    if *left == 0 {
+                        if let Some(r) = self.routes.get(n) {
+                            self.candidates.extend(r.iter().copied());
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -183,19 +280,14 @@ impl KernelBackend {
         if !here.is_empty() {
             self.sysctls_for(batch, &here, &mut results);
         }
-        let mut sched = Sched {
-            to_create: work
-                .iter()
-                .flat_map(|&i| batch[i].created_links())
-                .map(|(n, name)| (n.clone(), name.to_string()))
-                .collect(),
-            pending: work,
-            fresh: fresh_nodes,
-            arrived: HashSet::new(),
-        };
+        let mut sched = Sched::new(batch, work, fresh_nodes);
         let total = batch.len();
-        let done =
-            |sched: &Sched| total - sched.pending.len() - (fresh.len() - sched.arrived.len());
+        let done = |sched: &Sched| {
+            total
+                - sched.pending.len()
+                - (fresh.len() - sched.arrived.len())
+                - sched_left(&inside, sched)
+        };
         self.build_ready(batch, &mut sched, &mut results);
         progress(done(&sched));
         if !fresh.is_empty() {
@@ -209,7 +301,9 @@ impl KernelBackend {
             );
         }
         // Whatever still waits needed a namespace that was not made.
-        for i in std::mem::take(&mut sched.pending) {
+        let mut left: Vec<usize> = std::mem::take(&mut sched.pending).into_iter().collect();
+        left.sort_unstable();
+        for i in left {
             if results[i].is_ok() {
                 results[i] = Err(not_made(&batch[i], &sched));
             }
@@ -277,13 +371,13 @@ impl KernelBackend {
                         next_index: Some(2),
                     },
                 );
-                sched.arrived.insert(node);
+                sched.arrive(node);
             }
             self.build_ready(batch, sched, results);
             progress(sched);
             busy += tb.elapsed();
         });
-        tracing::debug!(groups, ?busy, total = ?t0.elapsed(), "build: work done while namespaces were created");
+        tracing::debug!(groups, ?busy, total = ?t0.elapsed(), sched = ?self.timing.0, creates = ?self.timing.1, configure = ?self.timing.2, "build: work done while namespaces were created");
         if let Err(e) = r {
             // The worker stopped at the first namespace it could not make; the ones after it
             // were not attempted.
@@ -310,22 +404,22 @@ impl KernelBackend {
         sched: &mut Sched,
         results: &mut [Result<(), StepError>],
     ) {
-        loop {
-            let creates = sched.take_ready(batch, true);
+        while !sched.candidates.is_empty() {
+            let t = std::time::Instant::now();
+            let (creates, config) = sched.take_ready(batch);
+            self.timing.0 += t.elapsed();
+            let t = std::time::Instant::now();
             if !creates.is_empty() {
                 self.create_links_for(batch, &creates, results);
-                for &i in &creates {
-                    for (n, name) in batch[i].created_links() {
-                        sched.to_create.remove(&(n.clone(), name.to_string()));
-                    }
-                }
             }
-            let config = sched.take_ready(batch, false);
+            self.timing.1 += t.elapsed();
+            let t = std::time::Instant::now();
             if !config.is_empty() {
                 self.configure(batch, &config, results);
             }
-            if creates.is_empty() && config.is_empty() {
-                return;
+            self.timing.2 += t.elapsed();
+            for i in creates.into_iter().chain(config) {
+                sched.sent(batch, i);
             }
         }
     }
@@ -403,6 +497,15 @@ impl KernelBackend {
             _ => Vec::new(),
         })
     }
+}
+
+/// Sysctls inside new namespaces that have not arrived yet.
+fn sched_left(inside: &HashMap<NsName, Vec<usize>>, sched: &Sched) -> usize {
+    inside
+        .iter()
+        .filter(|(n, _)| !sched.arrived.contains(&NodeRef::Ns((*n).clone())))
+        .map(|(_, v)| v.len())
+        .sum()
 }
 
 /// "Not attempted: namespace `n` was not made."

@@ -44,6 +44,12 @@ pub struct KernelBackend {
     known: HashSet<NodeRef>,
     /// Firewall tables saved before a change replaced them, for rollback.
     saved_fw: HashMap<NodeRef, Option<serde_json::Value>>,
+    /// Time spent scheduling, creating links and configuring (debug profile).
+    timing: (
+        std::time::Duration,
+        std::time::Duration,
+        std::time::Duration,
+    ),
 }
 
 impl std::fmt::Debug for KernelBackend {
@@ -94,6 +100,7 @@ impl KernelBackend {
             index,
             known,
             saved_fw: HashMap::new(),
+            timing: Default::default(),
         })
     }
 

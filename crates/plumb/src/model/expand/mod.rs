@@ -75,15 +75,19 @@ pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
     if !x.sink.is_clean() {
         return None;
     }
-    Some(Topology {
-        name: x.lab,
-        host: x.host.finish(),
-        nodes: x.nodes.into_iter().map(NodeBuild::finish).collect(),
-        bridges: x.bridges,
-        links: x.links,
-        networks: x.networks,
-        expects,
-    })
+    Some(
+        Topology {
+            name: x.lab,
+            host: x.host.finish(),
+            nodes: x.nodes.into_iter().map(NodeBuild::finish).collect(),
+            bridges: x.bridges,
+            links: x.links,
+            networks: x.networks,
+            expects,
+            node_index: Default::default(),
+        }
+        .index_nodes(),
+    )
 }
 
 /// The most ports a Linux bridge takes: `BR_MAX_PORTS` is 1024 (`1 << BR_PORT_BITS`, in the
