@@ -179,7 +179,8 @@ check_empty() {
 
 # profile LOG T0 T1: from plumb's PLUMB_LOG=debug output and the epoch times around the process,
 # prints "KIND SECONDS" per batch kind, plus pre (process start to first batch), gaps (between
-# batches) and post (last batch to exit).
+# batches) and post (last batch to exit), and the inside of the fused build batch: ns_wall (the
+# namespace worker's wall time), and the main thread's sched, creates and configure.
 profile() {
     sed 's/\x1b\[[0-9;]*m//g' "$1" | awk -v t0="$2" -v t1="$3" '
         function sod(ts,   a, b) {   # "2025-01-01T12:34:56.789012Z" -> seconds of the day
@@ -194,6 +195,15 @@ profile() {
             return v + 0
         }
         BEGIN { s0 = t0 - int(t0 / 86400) * 86400; s1 = t1 - int(t1 / 86400) * 86400; if (s1 < s0) s1 += 86400 }
+        /build: work done while namespaces were created/ {
+            for (i = 2; i <= NF; i++) {
+                if ($i ~ /^total=/) { v = $i; sub(/^total=/, "", v); inner["ns_wall"] += dur(v) }
+                if ($i ~ /^sched=/) { v = $i; sub(/^sched=/, "", v); inner["sched"] += dur(v) }
+                if ($i ~ /^creates=/) { v = $i; sub(/^creates=/, "", v); inner["creates"] += dur(v) }
+                if ($i ~ /^configure=/) { v = $i; sub(/^configure=/, "", v); inner["configure"] += dur(v) }
+            }
+            next
+        }
         / batch / {
             ts = sod($1); if (ts < s0 - 43200) ts += 86400
             kind = "?"; d = 0
@@ -208,10 +218,14 @@ profile() {
             if (!n) exit 1
             printf "pre %.6f\ngaps %.6f\npost %.6f\n", first - s0, gaps, s1 - last
             for (k in sum) printf "%s %.6f\n", k, sum[k]
+            for (k in inner) printf "%s %.6f\n", k, inner[k]
         }'
 }
 
-KINDS=(create-netns create-bridge create-veth set-link add-addr add-route firewall)
+# Batch kinds (build is the fused one: namespaces, bridges, veth pairs, settings, addresses,
+# routes) and, inside the build batch, the namespace worker's wall time and the main thread's
+# scheduling, link creation and configuration, which overlap the worker.
+KINDS=(build firewall ns_wall sched creates configure)
 
 plumb_round() {
     local s=$1 file=$2 lab=star$1 k v line
@@ -401,10 +415,12 @@ echo "plumb up, phase by phase (medians; kernel = the same objects built phase b
 echo
 phase_rows=(
     "start-up, reading the machine, planning|p_pre|"
-    "namespaces (create-netns)|p_create-netns|k_ns"
-    "bridges + veth pairs + tags (create-bridge, create-veth)|p_create-bridge p_create-veth|k_links"
-    "links up (set-link)|p_set-link|k_up"
-    "addresses, routes, nftables (add-addr, add-route, firewall)|p_add-addr p_add-route p_firewall|k_addr"
+    "build batch, wall (namespaces, bridges, veths, settings, addresses, routes, overlapped)|p_build|k_ns k_links k_up k_addr"
+    "  of which namespaces (worker thread, wall)|p_ns_wall|k_ns"
+    "  of which bridges + veth pairs + tags (main thread)|p_creates|k_links"
+    "  of which settings, ups, addresses, routes (main thread)|p_configure|k_up k_addr"
+    "  of which scheduling (main thread, plumb's own)|p_sched|"
+    "nftables (firewall)|p_firewall|"
     "between batches|p_gaps|"
     "after the last batch (exit)|p_post|"
     "total|p_up|k_total"
@@ -423,7 +439,8 @@ for row in "${phase_rows[@]}"; do
     for s in "${SZ[@]}"; do
         # shellcheck disable=SC2086 # word splitting of the metric lists is wanted
         P[$s]=$(m2 "$s" $pm)
-        if [[ -n "$km" ]]; then K[$s]=$(m2 "$s" "$km"); else K[$s]=-; fi
+        # shellcheck disable=SC2086 # word splitting of the metric lists is wanted
+        if [[ -n "$km" ]]; then K[$s]=$(m2 "$s" $km); else K[$s]=-; fi
         if [[ "${K[$s]}" == - ]]; then D[$s]=${P[$s]}; else D[$s]=$(sub3 "${P[$s]}" "${K[$s]}"); fi
         line+=" ${P[$s]} | ${K[$s]} | ${D[$s]} |"
     done

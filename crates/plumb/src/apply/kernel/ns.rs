@@ -16,15 +16,18 @@ impl KernelBackend {
     pub(super) fn remove(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
         let mut results = super::ok_results(batch.len());
         let mut names = Vec::new();
+        let mut gone = std::collections::HashSet::new();
         for (i, s) in batch.iter().enumerate() {
             if let Step::DeleteNs { ns } = s {
                 self.ns.remove(ns);
                 let node = NodeRef::Ns(ns.clone());
-                self.index.retain(|(n, _), _| *n != node);
                 self.known.remove(&node);
+                gone.insert(node);
                 names.push((i, ns.clone()));
             }
         }
+        // One pass over the index cache for all of them (one per namespace would be quadratic).
+        self.index.retain(|(n, _), _| !gone.contains(n));
         let groups: Vec<usize> = (0..batch.len())
             .filter(|&i| matches!(batch[i], Step::DeleteGroup { .. }))
             .collect();
