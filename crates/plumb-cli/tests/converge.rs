@@ -166,3 +166,77 @@ fn up_after_edit_converges_to_the_new_file() {
     sb.plumb_ok(&["down", file]);
     sb.assert_state_eventually(&empty, SETTLE, "after plumb down");
 }
+
+/// A bridge with STP off, and the same with STP on.
+const STP_OFF: &str = r#"name = "stp"
+[bridges.br0]
+addresses = ["10.9.0.1/24"]
+[nodes.a.interfaces.eth0]
+addresses = ["10.9.0.2/24"]
+[[links]]
+endpoints = ["br0", "a:eth0"]
+"#;
+
+fn stp_state(sb: &plumb_testkit::Sandbox) -> i64 {
+    let l = must_link(sb, None, "br0");
+    l["linkinfo"]["info_data"]["stp_state"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no stp_state in ip -d -j link show br0: {l}"))
+}
+
+#[test]
+fn up_after_stp_turned_on_converges_the_bridge_in_place() {
+    let sb = sandbox();
+    let off = sb.write_file("stp-off.toml", STP_OFF);
+    let off = off.to_str().unwrap();
+    sb.plumb_ok(&["up", off]);
+    assert_eq!(stp_state(&sb), 0);
+    let index = must_link(&sb, None, "br0")["ifindex"].clone();
+    let on = sb.write_file(
+        "stp-on.toml",
+        &STP_OFF.replace("[bridges.br0]\n", "[bridges.br0]\nstp = true\n"),
+    );
+    let on = on.to_str().unwrap();
+    let plan = dry_run_plan(&sb, on, 1);
+    assert_eq!(plan.len(), 1, "{plan:#?}");
+    assert_eq!(plan[0]["op"], "set_link");
+    assert_eq!(plan[0]["set"], serde_json::json!({ "stp": true }));
+    assert_eq!(plan[0]["prev"], serde_json::json!({ "stp": false }));
+    sb.plumb_ok(&["up", on]);
+    assert_eq!(stp_state(&sb), 1, "the kernel runs STP on br0 now");
+    assert_eq!(
+        must_link(&sb, None, "br0")["ifindex"],
+        index,
+        "br0 was changed in place, not rebuilt"
+    );
+    assert_up_is_up_to_date(&sb, on, "stp");
+    // And back.
+    sb.plumb_ok(&["up", off]);
+    assert_eq!(stp_state(&sb), 0);
+}
+
+#[test]
+fn up_json_reports_the_steps_that_ran() {
+    let sb = sandbox();
+    let seed = example("seed.toml");
+    let planned = dry_run_plan(&sb, &seed, 1);
+    let out = sb.plumb(&["up", &seed, "--json"]);
+    assert_exit(&out, 0, "plumb up --json");
+    let doc = stdout_json(&out);
+    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["lab"], "seed");
+    assert_eq!(doc["dry_run"], false);
+    assert_eq!(doc["recovered"], serde_json::json!([]));
+    assert_eq!(doc["warnings"], serde_json::json!([]));
+    assert_eq!(
+        doc["steps"].as_array().expect("steps"),
+        &planned,
+        "the steps that ran are the ones the dry run planned"
+    );
+    assert!(doc["elapsed_ms"].as_u64().is_some(), "{doc:#}");
+    assert_seed_built(&sb);
+    // A second up --json ran nothing.
+    let out = sb.plumb(&["up", &seed, "--json"]);
+    assert_exit(&out, 0, "second plumb up --json");
+    assert_eq!(stdout_json(&out)["steps"], serde_json::json!([]));
+}
