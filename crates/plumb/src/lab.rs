@@ -173,6 +173,8 @@ pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<UpReport, LabError> {
     let t0 = std::time::Instant::now();
     let snap = snapshot_for(lab, Some(topo))?;
     let t_snap = t0.elapsed();
+    // Members keep the addresses they have (the kernel is the IPAM's memory).
+    let topo = &*plan::settle(topo, &snap);
     let plan = plan::diff(topo, &snap);
     tracing::debug!(?t_snap, diff = ?(t0.elapsed() - t_snap), steps = plan.steps.len(), "up: read and planned");
     if !plan.conflicts.is_empty() {
@@ -230,6 +232,13 @@ pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<UpReport, LabError> {
             Err(LabError::Apply(e))
         }
     }
+}
+
+/// `topo` with its network members' addresses as the lab that is up has them (see
+/// [`plan::settle`]): what `check` probes, so that it agrees with what `up` built.
+pub fn settled(topo: &Topology) -> Result<Topology, LabError> {
+    let snap = snapshot_at(&topo.name, None, inspect::Depth::Full)?;
+    Ok(plan::settle(topo, &snap).into_owned())
 }
 
 /// Removes everything `lab` owns, found by tags. Returns the teardown plan that ran.

@@ -87,6 +87,9 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             a.target
         );
     }
+    // Probe the addresses the members have, which removals and additions may have moved
+    // from the file's own order.
+    let topo = plumb::lab::settled(&topo)?;
     let results = probe::run(&topo, &topo.expects)?;
     let mismatches = results.iter().filter(|r| !r.ok).count();
 

@@ -21,6 +21,7 @@ mod error;
 mod expand;
 mod json;
 pub mod names;
+pub(crate) mod pool;
 mod port_name;
 mod range;
 mod raw;

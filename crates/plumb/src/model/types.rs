@@ -192,6 +192,10 @@ pub struct Network {
     pub gateway: IpAddr,
     /// Members in order, ranges expanded.
     pub members: Vec<NsName>,
+    /// Each member's address, in member order (without the prefix length, which is the
+    /// subnet's). From the file alone these are the lowest free addresses in member order; a
+    /// lab that is up keeps its members' addresses (see `plan::settle`).
+    pub addresses: Vec<IpAddr>,
     /// The interface name inside each member.
     pub interface: IfName,
     /// MTU, if set.
@@ -286,6 +290,17 @@ impl Topology {
         match r {
             NodeRef::Host => Some(&self.host),
             NodeRef::Ns(n) => self.node_index.get(n).and_then(|&i| self.nodes.get(i)),
+        }
+    }
+
+    /// The node `r` refers to, to change it (the index stays valid: names do not change).
+    pub(crate) fn node_mut(&mut self, r: &NodeRef) -> Option<&mut Node> {
+        match r {
+            NodeRef::Host => Some(&mut self.host),
+            NodeRef::Ns(n) => match self.node_index.get(n) {
+                Some(&i) => self.nodes.get_mut(i),
+                None => None,
+            },
         }
     }
 

@@ -21,6 +21,7 @@
 mod desired;
 mod diff;
 mod seen;
+mod settle;
 mod show;
 pub mod step;
 mod teardown;
@@ -29,6 +30,7 @@ use std::fmt;
 
 pub use desired::DEFAULT_MTU;
 pub use diff::diff;
+pub use settle::settle;
 pub use step::{LinkSet, Phase, RouteSpec, Step, VethEnd};
 pub use teardown::{recover, teardown};
 

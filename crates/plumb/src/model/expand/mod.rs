@@ -20,7 +20,6 @@ mod checks;
 mod links;
 mod networks;
 mod nodes;
-mod pool;
 #[cfg(test)]
 mod tests;
 

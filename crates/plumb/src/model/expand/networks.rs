@@ -7,10 +7,10 @@ use ipnet::IpNet;
 
 use super::addresses::Source;
 use super::nodes::Use;
-use super::pool::{fitting_subnet, Pool};
 use super::{Expander, NodeId, BRIDGE_MAX_PORTS};
 use crate::model::error::DiagnosticKind;
 use crate::model::names::{IfName, NsName};
+use crate::model::pool::{fitting_subnet, Pool};
 use crate::model::port_name::{host_port_name, port_seed};
 use crate::model::raw::RawNetwork;
 use crate::model::types::{Bridge, Endpoint, Link, Network, NodeRef, Proto, Route};
@@ -182,6 +182,7 @@ impl Expander<'_, '_> {
             stp: false,
         });
         let mut addrs = pool.addresses(gateway);
+        let mut assigned = Vec::with_capacity(members.len());
         let v6 = gateway.is_ipv6();
         for (member, at, i) in &members {
             let Some(addr) = addrs.next() else {
@@ -189,6 +190,7 @@ impl Expander<'_, '_> {
             };
             let addr =
                 IpNet::new(addr, prefix).expect("the subnet's own prefix length fits its family");
+            assigned.push(addr.addr());
             let id = NodeId::Ns(*i);
             let mline = self.sink.line(*at);
             let what = Use::Member {
@@ -251,6 +253,7 @@ impl Expander<'_, '_> {
             subnet: subnet.v,
             gateway,
             members: members.into_iter().map(|(n, _, _)| n).collect(),
+            addresses: assigned,
             interface: net.interface,
             mtu: net.mtu,
             nat: net.nat,

@@ -106,8 +106,10 @@ impl Kernel {
         Kernel::new(super::host_only())
     }
 
-    /// Plans `topo` against the current state, applies the plan and returns it.
+    /// Settles `topo`'s member addresses and plans it against the current state (as
+    /// `lab::up` does), applies the plan and returns it.
     pub fn up(&mut self, topo: &Topology) -> Plan {
+        let topo = &*crate::plan::settle(topo, &self.snap);
         let plan = diff(topo, &self.snap);
         assert!(
             plan.conflicts.is_empty(),

@@ -9,7 +9,7 @@ use crate::model::error::DiagnosticKind;
 /// The host addresses of a subnet as integers: `first..=last` are usable, the network address
 /// (and for IPv4 the broadcast address) excluded, except in /31, /32 and /128.
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Pool {
+pub(crate) struct Pool {
     subnet: IpNet,
     v6: bool,
     network: u128,
@@ -35,7 +35,7 @@ fn from_u128(n: u128, v6: bool) -> IpAddr {
 }
 
 impl Pool {
-    pub(super) fn new(subnet: IpNet) -> Self {
+    pub(crate) fn new(subnet: IpNet) -> Self {
         let v6 = subnet.addr().is_ipv6();
         let network = to_u128(subnet.network());
         let broadcast = to_u128(subnet.broadcast());
@@ -54,11 +54,11 @@ impl Pool {
         }
     }
 
-    pub(super) fn first(&self) -> IpAddr {
+    pub(crate) fn first(&self) -> IpAddr {
         from_u128(self.first, self.v6)
     }
 
-    pub(super) fn check_gateway(&self, gw: IpAddr) -> Result<(), DiagnosticKind> {
+    pub(crate) fn check_gateway(&self, gw: IpAddr) -> Result<(), DiagnosticKind> {
         let subnet = self.subnet;
         let n = to_u128(gw);
         if gw.is_ipv6() != self.v6 || n < self.network || n > self.broadcast {
@@ -83,7 +83,7 @@ impl Pool {
     }
 
     /// Usable addresses left for members once the gateway has its own.
-    pub(super) fn free(&self, gateway: IpAddr) -> u128 {
+    pub(crate) fn free(&self, gateway: IpAddr) -> u128 {
         let count = (self.last - self.first).saturating_add(1);
         let g = to_u128(gateway);
         if (self.first..=self.last).contains(&g) {
@@ -93,8 +93,13 @@ impl Pool {
         }
     }
 
+    /// Whether `a` is a usable host address of the subnet (the gateway included).
+    pub(crate) fn contains_host(&self, a: IpAddr) -> bool {
+        a.is_ipv6() == self.v6 && (self.first..=self.last).contains(&to_u128(a))
+    }
+
     /// Member addresses in order, skipping the gateway.
-    pub(super) fn addresses(&self, gateway: IpAddr) -> impl Iterator<Item = IpAddr> {
+    pub(crate) fn addresses(&self, gateway: IpAddr) -> impl Iterator<Item = IpAddr> {
         let g = to_u128(gateway);
         let (v6, first, last) = (self.v6, self.first, self.last);
         (first..=last)
@@ -104,7 +109,7 @@ impl Pool {
 }
 
 /// The longest-prefix subnet at the same address that holds `members` and a gateway.
-pub(super) fn fitting_subnet(subnet: IpNet, members: usize) -> Option<IpNet> {
+pub(crate) fn fitting_subnet(subnet: IpNet, members: usize) -> Option<IpNet> {
     let needed = members as u128 + 1;
     let max = subnet.max_prefix_len();
     (0..=max).rev().find_map(|prefix| {
