@@ -491,15 +491,18 @@ fn missing_lab_or_file_exit_codes() {
     let out = sb.plumb(&["down", "nosuchlab", "--dry-run"]);
     assert_exit(&out, 0, "down --dry-run of an unknown lab (nothing to do)");
     assert!(out.stdout.is_empty(), "{}", describe(&out));
-    let out = sb.plumb(&["show", "nosuchlab"]);
-    assert_exit(&out, 0, "show of an unknown lab");
-    assert_eq!(one_line(&out), "lab nosuchlab: nothing found");
-    let out = sb.plumb(&["show", "nosuchlab", "--json"]);
-    assert_exit(&out, 0, "show --json of an unknown lab");
-    assert_eq!(
-        stdout_json(&out),
-        json!({ "version": 1, "lab": "nosuchlab", "nodes": [] })
-    );
+    // show of a lab that is not here is an error that names the labs that are.
+    for args in [&["show", "nosuchlab"][..], &["show", "nosuchlab", "--json"]] {
+        let out = sb.plumb(args);
+        assert_exit(&out, 2, "show of an unknown lab");
+        assert!(out.stdout.is_empty(), "{}", describe(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("there is no lab `nosuchlab` on this machine (labs here: seed)"),
+            "{}",
+            describe(&out)
+        );
+    }
     sb.assert_state_eventually(&before, SETTLE, "after down and show of an unknown lab");
 
     for cmd in ["down", "show"] {

@@ -51,6 +51,24 @@ pub enum LabError {
         /// Every failure.
         failures: Vec<StepFailure>,
     },
+    /// No namespace or host interface carries the lab's tag.
+    #[error("there is no lab `{lab}` on this machine{}", if .labs.is_empty() { String::new() } else { format!(" (labs here: {})", .labs.join(", ")) })]
+    NoSuchLab {
+        /// The lab asked for.
+        lab: String,
+        /// The labs that are here.
+        labs: Vec<String>,
+    },
+    /// The lab has no node of that name.
+    #[error("lab `{lab}` has no node `{node}`{}", if .nodes.is_empty() { String::new() } else { format!(" (its nodes: {})", .nodes.join(", ")) })]
+    NoSuchNode {
+        /// The lab.
+        lab: String,
+        /// The node asked for.
+        node: String,
+        /// The lab's nodes.
+        nodes: Vec<String>,
+    },
     /// plumb lacks the privilege to change the network.
     #[error("plumb needs CAP_NET_ADMIN and CAP_SYS_ADMIN to change the network: run it as root (sudo), or try the lab without root in a throwaway sandbox: `plumb sandbox FILE`")]
     Permission,
@@ -206,7 +224,7 @@ pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<UpReport, LabError> {
     }
     crate::sys::raise_nofile_limit();
     let mut journal = Journal::begin(&lock, Op::Up).map_err(journal_err(lab))?;
-    let mut backend = backend(lab, Registry::default(), &snap)?;
+    let mut backend = backend(lab, Registry::default(), &snap)?.with_prefix(topo.prefix.clone());
     let r = apply::run(
         &plan,
         &mut backend,
@@ -237,7 +255,7 @@ pub fn up(topo: &Topology, opts: UpOptions<'_>) -> Result<UpReport, LabError> {
 /// `topo` with its network members' addresses as the lab that is up has them (see
 /// [`plan::settle`]): what `check` probes, so that it agrees with what `up` built.
 pub fn settled(topo: &Topology) -> Result<Topology, LabError> {
-    let snap = snapshot_at(&topo.name, None, inspect::Depth::Full)?;
+    let snap = inspect::snapshot(&Registry::default(), inspect::Depth::Full, &|_| Vec::new())?;
     Ok(plan::settle(topo, &snap).into_owned())
 }
 
@@ -398,8 +416,91 @@ pub fn gc(dry_run: bool) -> Result<Vec<(String, Plan)>, LabError> {
     }
 }
 
-/// Reads what `lab` owns, ready to print.
+/// Reads what `lab` owns, ready to print; a lab that owns nothing here is an error.
 pub fn view(lab: &LabName) -> Result<inspect::lab::LabView, LabError> {
     let snap = inspect::snapshot(&Registry::default(), inspect::Depth::Full, &|_| Vec::new())?;
+    let labs = snap.labs();
+    if !labs.contains_key(lab.as_str()) {
+        return Err(LabError::NoSuchLab {
+            lab: lab.to_string(),
+            labs: labs.into_keys().collect(),
+        });
+    }
     Ok(inspect::lab::view(lab, &snap))
+}
+
+/// One node of a lab found on the machine.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LabNode {
+    /// The lab.
+    pub lab: String,
+    /// The node's name as the lab's file writes it.
+    pub node: String,
+    /// Its namespace (the node's name with the lab's `prefix`, if it has one).
+    pub namespace: NsName,
+}
+
+/// The nodes of every lab (or of `lab`) on the machine, read from the namespaces' tags: the
+/// node's name is in its `lo` tag when the lab has a `prefix`, and is the namespace's name
+/// otherwise.
+pub fn nodes(lab: Option<&LabName>) -> Result<Vec<LabNode>, LabError> {
+    Ok(nodes_of(&owners_snapshot()?, lab))
+}
+
+/// Who owns what, without the nftables tables: namespaces' `lo` and the host's links.
+fn owners_snapshot() -> Result<Snapshot, LabError> {
+    inspect::snapshot(&Registry::default(), inspect::Depth::Owners, &|_| {
+        Vec::new()
+    })
+    .map_err(|e| {
+        if is_permission_errno(e.errno()) {
+            LabError::Permission
+        } else {
+            LabError::Inspect(e)
+        }
+    })
+}
+
+fn nodes_of(snap: &Snapshot, lab: Option<&LabName>) -> Vec<LabNode> {
+    let mut out = Vec::new();
+    for (name, ns) in &snap.namespaces {
+        let Some(tag) = ns
+            .state
+            .as_ref()
+            .ok()
+            .and_then(|st| st.loopback())
+            .and_then(|l| l.tag())
+        else {
+            continue;
+        };
+        if lab.is_some_and(|l| l.as_str() != tag.lab) {
+            continue;
+        }
+        out.push(LabNode {
+            lab: tag.lab.to_owned(),
+            node: tag.node.unwrap_or(name.as_str()).to_owned(),
+            namespace: name.clone(),
+        });
+    }
+    out
+}
+
+/// The namespace of node `node` of lab `lab` (`plumb exec LAB:NODE`).
+pub fn resolve_node(lab: &LabName, node: &str) -> Result<NsName, LabError> {
+    let snap = owners_snapshot()?;
+    let all = nodes_of(&snap, Some(lab));
+    if let Some(n) = all.iter().find(|n| n.node == node) {
+        return Ok(n.namespace.clone());
+    }
+    if all.is_empty() && !snap.labs().contains_key(lab.as_str()) {
+        return Err(LabError::NoSuchLab {
+            lab: lab.to_string(),
+            labs: snap.labs().into_keys().collect(),
+        });
+    }
+    Err(LabError::NoSuchNode {
+        lab: lab.to_string(),
+        node: node.to_owned(),
+        nodes: all.into_iter().map(|n| n.node).collect(),
+    })
 }

@@ -446,3 +446,69 @@ fn validation_missing_file_is_a_read_error() {
     assert!(matches!(err, ModelError::Read { .. }), "{err}");
     assert!(err.diagnostics().is_empty());
 }
+
+#[test]
+fn validation_prefix_that_cannot_start_a_name_is_refused() {
+    let d = check("prefix_bad.toml", 2, 10, "prefix `lab 1/` contains");
+    assert!(d.help().contains("prefix = \"lab1-\""), "{}", d.help());
+}
+
+#[test]
+fn validation_host_interface_too_long_with_the_prefix_is_refused_at_its_name() {
+    let d = check(
+        "prefix_ifname_too_long.toml",
+        4,
+        11,
+        "interface name `frontend-net` is 17 bytes with the lab's prefix (`lab1-frontend-net`)",
+    );
+    assert!(d.help().contains("15 bytes"), "{}", d.help());
+}
+
+#[test]
+fn prefix_names_namespaces_and_host_interfaces_but_not_generated_ports_or_node_insides() {
+    let t = model::parse_toml(
+        r#"
+name = "lab1"
+prefix = "l1-"
+[nodes.host.interfaces.up0]
+addresses = ["10.9.0.1/30"]
+[nodes.host]
+routes = [{ to = "10.9.9.0/24", dev = "up0" }]
+sysctls = { "net.ipv4.conf.up0.rp_filter" = 0 }
+[nodes.r.interfaces.eth0]
+addresses = ["10.9.0.2/30"]
+[[links]]
+endpoints = ["host:up0", "r:eth0"]
+[networks.plumb0]
+subnet = "10.88.0.0/24"
+members = ["web"]
+publish = ["8080:web:80/tcp"]
+[[expect]]
+from = "r"
+to = "web"
+proto = "icmp"
+"#,
+        "prefix.toml",
+    )
+    .unwrap();
+    let names: Vec<String> = t.nodes.iter().map(|n| n.name.to_string()).collect();
+    assert_eq!(names, ["l1-r", "l1-web"]);
+    assert_eq!(t.host.interfaces[0].name.as_str(), "l1-up0");
+    assert_eq!(t.host.routes[0].dev.as_ref().unwrap().as_str(), "l1-up0");
+    assert_eq!(t.host.sysctls[0].0, "net.ipv4.conf.l1-up0.rp_filter");
+    assert_eq!(t.bridges[0].name.as_str(), "l1-plumb0");
+    assert_eq!(t.networks[0].name.as_str(), "l1-plumb0");
+    assert_eq!(t.networks[0].members[0].as_str(), "l1-web");
+    assert_eq!(t.networks[0].publish[0].member.as_str(), "l1-web");
+    // Inside a namespace, names stay as written; the generated port keeps its `pl` form.
+    let member_link = &t.links[1];
+    assert_eq!(member_link.a.ifname.as_str(), "eth0");
+    assert_eq!(member_link.a.node.to_string(), "l1-web");
+    assert!(member_link.b.ifname.as_str().starts_with("pl"));
+    assert_eq!(member_link.b.bridge.as_ref().unwrap().as_str(), "l1-plumb0");
+    assert_eq!(t.expects[0].from.to_string(), "l1-r");
+    // The file's own names still find the nodes.
+    assert_eq!(t.node_named("web").unwrap().to_string(), "l1-web");
+    assert_eq!(t.label(&t.node_named("web").unwrap()), "web");
+    assert!(t.node_named("l1-web").is_none());
+}

@@ -97,6 +97,9 @@ pub struct Topology {
     pub networks: Vec<Network>,
     /// Probes for `plumb check`.
     pub expects: Vec<Expect>,
+    /// `prefix`: already put before every namespace name and host-side interface name above.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
     /// Where each node is in `nodes`, so that [`Topology::node`] is a hash lookup (a lab of
     /// thousands of nodes asks it once per interface, route and sysctl).
     #[serde(skip)]
@@ -290,6 +293,31 @@ impl Topology {
         match r {
             NodeRef::Host => Some(&self.host),
             NodeRef::Ns(n) => self.node_index.get(n).and_then(|&i| self.nodes.get(i)),
+        }
+    }
+
+    /// The node the file calls `name` (`host`, or a node's name as written, without the lab's
+    /// prefix), if the lab has it.
+    pub fn node_named(&self, name: &str) -> Option<NodeRef> {
+        if name == "host" {
+            return Some(NodeRef::Host);
+        }
+        let full = match &self.prefix {
+            Some(p) => format!("{p}{name}"),
+            None => name.to_owned(),
+        };
+        let n = NsName::new(&full).ok()?;
+        self.node_index.contains_key(&n).then_some(NodeRef::Ns(n))
+    }
+
+    /// The node's name as the file writes it (its namespace's name without the lab's prefix).
+    pub fn label<'r>(&self, r: &'r NodeRef) -> std::borrow::Cow<'r, str> {
+        match (r, &self.prefix) {
+            (NodeRef::Ns(n), Some(p)) => match n.as_str().strip_prefix(p.as_str()) {
+                Some(rest) => std::borrow::Cow::Borrowed(rest),
+                None => std::borrow::Cow::Borrowed(n.as_str()),
+            },
+            _ => std::borrow::Cow::Owned(r.to_string()),
         }
     }
 

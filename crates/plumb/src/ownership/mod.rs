@@ -40,6 +40,9 @@ pub struct Tag<'a> {
     pub link: Option<&'a str>,
     /// For a namespace's `lo`: the version of the lab's firewall table in that namespace.
     pub fw: Option<&'a str>,
+    /// On a namespace's `lo` in a lab with a `prefix`: the node's name as the file writes it
+    /// (`plumb exec LAB:NODE` finds the namespace by it).
+    pub node: Option<&'a str>,
 }
 
 impl<'a> Tag<'a> {
@@ -52,12 +55,15 @@ impl<'a> Tag<'a> {
             lab,
             link: None,
             fw: None,
+            node: None,
         };
         for w in words {
             if let Some(id) = w.strip_prefix("link=") {
                 tag.link = Some(id);
             } else if let Some(v) = w.strip_prefix("fw=") {
                 tag.fw = Some(v);
+            } else if let Some(v) = w.strip_prefix("node=") {
+                tag.node = Some(v);
             }
         }
         Some(tag)
@@ -79,12 +85,19 @@ pub fn veth_tag(lab: &LabName, link_id: &str) -> String {
     format!("{TAG_PREFIX}{lab} link={link_id}")
 }
 
-/// The tag of `lo` in a namespace of the lab, with the version of the lab's firewall table there.
-pub fn lo_tag(lab: &LabName, fw: Option<&str>) -> String {
-    match fw {
-        Some(v) => format!("{TAG_PREFIX}{lab} fw={v}"),
-        None => lab_tag(lab),
+/// The tag of `lo` in a namespace of the lab: with the node's name as written when the lab has a
+/// `prefix`, and the version of the lab's firewall table there.
+pub fn lo_tag(lab: &LabName, node: Option<&str>, fw: Option<&str>) -> String {
+    let mut tag = lab_tag(lab);
+    if let Some(n) = node {
+        tag.push_str(" node=");
+        tag.push_str(n);
     }
+    if let Some(v) = fw {
+        tag.push_str(" fw=");
+        tag.push_str(v);
+    }
+    tag
 }
 
 /// The stable hash identifiers are derived from ([`crate::model::names::stable_hash`], the one
@@ -156,7 +169,8 @@ mod tests {
             Some(Tag {
                 lab: "seed",
                 link: Some("00ab"),
-                fw: Some("1234")
+                fw: Some("1234"),
+                node: None,
             })
         );
         assert_eq!(Tag::parse("plumb:"), None);
@@ -171,9 +185,13 @@ mod tests {
         assert_eq!(Tag::parse(&lab_tag(&l)).unwrap().lab, "seed");
         let v = veth_tag(&l, "abc");
         assert_eq!(Tag::parse(&v).unwrap().link, Some("abc"));
-        let lo = lo_tag(&l, Some("77"));
+        let lo = lo_tag(&l, None, Some("77"));
         assert_eq!(Tag::parse(&lo).unwrap().fw, Some("77"));
-        assert_eq!(lo_tag(&l, None), "plumb:seed");
+        assert_eq!(lo_tag(&l, None, None), "plumb:seed");
+        let lo = lo_tag(&l, Some("web"), Some("77"));
+        assert_eq!(lo, "plumb:seed node=web fw=77");
+        let t = Tag::parse(&lo).unwrap();
+        assert_eq!((t.node, t.fw), (Some("web"), Some("77")));
     }
 
     #[test]

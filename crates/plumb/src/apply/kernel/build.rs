@@ -19,7 +19,7 @@ use crate::model::NodeRef;
 use crate::netlink::link::{self, LinkChange, Target};
 use crate::netlink::{addr, route, NetlinkError, NlSocket, Request};
 use crate::netns::NetnsError;
-use crate::ownership::{self, RTPROT_PLUMB};
+use crate::ownership::RTPROT_PLUMB;
 use crate::plan::Step;
 
 /// A link, by node and name.
@@ -332,12 +332,13 @@ impl KernelBackend {
         progress: &mut dyn FnMut(&Sched),
     ) {
         let names: Vec<NsName> = fresh.iter().map(|(_, n)| n.clone()).collect();
-        let tag = ownership::lab_tag(&self.lab);
+        let tags: HashMap<&NsName, String> =
+            names.iter().map(|n| (n, self.lo_tag(n, None))).collect();
         let prepare = |name: &NsName, sock: &mut NlSocket| -> Result<InsideResults, NetlinkError> {
             // `ip -n NS link set lo up alias plumb:LAB`, before /run/netns shows it.
             let change = LinkChange {
                 up: Some(true),
-                alias: Some(tag.clone()),
+                alias: tags.get(name).cloned(),
                 ..Default::default()
             };
             for r in sock.execute(link::set(Target::Index(1), &change)) {

@@ -12,7 +12,6 @@ use crate::model::NodeRef;
 use crate::netlink::link::{self, LinkChange, Target};
 use crate::netns;
 use crate::nftables::{self, NftError};
-use crate::ownership;
 use crate::plan::Step;
 
 /// One table operation, ready to run inside its namespace.
@@ -158,11 +157,11 @@ impl KernelBackend {
                 Step::DeleteFirewall { node, .. } => (node, None),
                 _ => continue,
             };
-            if *node == NodeRef::Host {
+            let NodeRef::Ns(ns) = node else {
                 continue;
-            }
+            };
             let change = LinkChange {
-                alias: Some(ownership::lo_tag(&self.lab, fw)),
+                alias: Some(self.lo_tag(ns, fw)),
                 ..Default::default()
             };
             for r in link::set(Target::Index(1), &change) {

@@ -42,6 +42,8 @@ pub struct KernelBackend {
     index: HashMap<(NodeRef, String), u32>,
     /// Nodes whose index cache is complete (read from a dump).
     known: HashSet<NodeRef>,
+    /// The lab's `prefix`: namespaces' `lo` tags then name their node as written.
+    prefix: Option<String>,
     /// Firewall tables saved before a change replaced them, for rollback.
     saved_fw: HashMap<NodeRef, Option<serde_json::Value>>,
     /// Time spent scheduling, creating links and configuring (debug profile).
@@ -100,8 +102,24 @@ impl KernelBackend {
             index,
             known,
             saved_fw: HashMap::new(),
+            prefix: None,
             timing: Default::default(),
         })
+    }
+
+    /// Sets the lab's `prefix` (see [`ownership::lo_tag`]).
+    pub fn with_prefix(mut self, prefix: Option<String>) -> Self {
+        self.prefix = prefix;
+        self
+    }
+
+    /// The tag of `lo` in namespace `ns`, with firewall version `fw`.
+    fn lo_tag(&self, ns: &NsName, fw: Option<&str>) -> String {
+        let node = self
+            .prefix
+            .as_deref()
+            .and_then(|p| ns.as_str().strip_prefix(p));
+        ownership::lo_tag(&self.lab, node, fw)
     }
 
     /// Opens handles (namespace fd + socket) for existing namespaces among `nodes`, all on one

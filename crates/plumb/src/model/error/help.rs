@@ -106,6 +106,15 @@ impl DiagnosticKind {
                  `members = [\"c[1001..2000]\"]`"
                     .into()
             }
+            K::BadPrefix { .. } => {
+                "use a short prefix of letters, digits, `-`, `_` or `.`, for example \
+                 `prefix = \"lab1-\"`"
+                    .into()
+            }
+            K::PrefixedNameTooLong { max, prefix, .. } => format!(
+                "shorten the name or the prefix: `{prefix}` and the name together must fit in \
+                 {max} bytes"
+            ),
             K::TooManyPorts { .. } => {
                 "connect the other nodes to another bridge or network: a bridge takes at most \
                  1023 ports"

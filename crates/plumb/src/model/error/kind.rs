@@ -74,6 +74,28 @@ pub enum DiagnosticKind {
     /// An interface, namespace or lab name the kernel or plumb refuses.
     #[error("{0}")]
     BadName(NameError),
+    /// A `prefix` that cannot start a name.
+    #[error("prefix `{prefix}` {reason}")]
+    BadPrefix {
+        /// The prefix as written.
+        prefix: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A name that is too long once the lab's `prefix` is put before it.
+    #[error("{what} name `{name}` is {len} bytes with the lab's prefix (`{prefix}{name}`), the kernel allows {max}")]
+    PrefixedNameTooLong {
+        /// "interface" or "namespace".
+        what: &'static str,
+        /// The name as written.
+        name: String,
+        /// The prefix.
+        prefix: String,
+        /// Its length with the prefix.
+        len: usize,
+        /// The kernel's limit.
+        max: usize,
+    },
     /// A malformed node range.
     #[error("node range `{text}` {}", range_reason(*.problem))]
     BadRange {

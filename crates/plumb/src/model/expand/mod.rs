@@ -20,6 +20,7 @@ mod checks;
 mod links;
 mod networks;
 mod nodes;
+mod prefix;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +43,7 @@ pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
         None => LabName::new("lab").expect("`lab` is a valid lab name"),
     };
     let mut x = Expander::new(sink, lab, raw.refused);
+    x.prefix = raw.prefix.map(|p| p.v);
     for node in raw.nodes {
         x.declare(node);
     }
@@ -74,19 +76,22 @@ pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
     if !x.sink.is_clean() {
         return None;
     }
-    Some(
-        Topology {
-            name: x.lab,
-            host: x.host.finish(),
-            nodes: x.nodes.into_iter().map(NodeBuild::finish).collect(),
-            bridges: x.bridges,
-            links: x.links,
-            networks: x.networks,
-            expects,
-            node_index: Default::default(),
-        }
-        .index_nodes(),
-    )
+    let host_uses = std::mem::take(&mut x.host.uses);
+    let mut topo = Topology {
+        name: x.lab,
+        host: x.host.finish(),
+        nodes: x.nodes.into_iter().map(NodeBuild::finish).collect(),
+        bridges: x.bridges,
+        links: x.links,
+        networks: x.networks,
+        expects,
+        prefix: None,
+        node_index: Default::default(),
+    };
+    if let Some(p) = &x.prefix {
+        prefix::apply(&mut topo, p, &host_uses);
+    }
+    Some(topo.index_nodes())
 }
 
 /// The most ports a Linux bridge takes: `BR_MAX_PORTS` is 1024 (`1 << BR_PORT_BITS`, in the
@@ -117,6 +122,8 @@ struct Expander<'a, 's> {
     networks: Vec<Network>,
     /// Every address of every interface, with where it comes from.
     claims: Vec<Claim>,
+    /// `prefix`, put before namespace and host-side interface names once all is checked.
+    prefix: Option<String>,
 }
 
 impl<'a, 's> Expander<'a, 's> {
@@ -134,6 +141,7 @@ impl<'a, 's> Expander<'a, 's> {
             links: Vec::new(),
             networks: Vec::new(),
             claims: Vec::new(),
+            prefix: None,
         }
     }
 

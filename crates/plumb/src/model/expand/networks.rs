@@ -39,10 +39,7 @@ impl Expander<'_, '_> {
                 }
                 let i = match self.index.get(name.as_str()) {
                     Some(&i) => i,
-                    None => {
-                        let line = self.sink.line(entry.at);
-                        self.add_node(name.clone(), line)
-                    }
+                    None => self.add_node(name.clone(), entry.at),
                 };
                 out.push((name.clone(), entry.at, i));
             }

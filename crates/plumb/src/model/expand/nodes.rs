@@ -136,7 +136,20 @@ impl NodeBuild {
 
 impl Expander<'_, '_> {
     /// Adds a node that is not declared yet.
-    pub(super) fn add_node(&mut self, name: NsName, line: usize) -> usize {
+    pub(super) fn add_node(&mut self, name: NsName, at: usize) -> usize {
+        let line = self.sink.line(at);
+        if let Some(prefix) = &self.prefix {
+            if NsName::new(&format!("{prefix}{name}")).is_err() {
+                let kind = DiagnosticKind::PrefixedNameTooLong {
+                    what: "namespace",
+                    name: name.to_string(),
+                    prefix: prefix.clone(),
+                    len: prefix.len() + name.as_str().len(),
+                    max: crate::model::names::NSNAME_MAX,
+                };
+                self.sink.report(at, kind);
+            }
+        }
         let i = self.nodes.len();
         self.index.insert(name.as_str().to_owned(), i);
         self.nodes.push(NodeBuild::new(NodeRef::Ns(name), line));
@@ -162,7 +175,7 @@ impl Expander<'_, '_> {
                         self.sink.report(raw.at, kind);
                         continue;
                     }
-                    let i = self.add_node(name.clone(), line);
+                    let i = self.add_node(name.clone(), raw.at);
                     self.nodes[i].fill(&raw);
                     self.claim_written(NodeId::Ns(i), &raw);
                 }
@@ -201,6 +214,21 @@ impl Expander<'_, '_> {
             };
             self.sink.report(at, kind);
             return false;
+        }
+        if let (NodeId::Host, Some(prefix)) = (id, &self.prefix) {
+            let generated = matches!(what, Use::Port { .. } | Use::Loopback);
+            let len = prefix.len() + name.as_str().len();
+            if !generated && len > crate::model::names::IFNAME_MAX {
+                let kind = DiagnosticKind::PrefixedNameTooLong {
+                    what: "interface",
+                    name: name.to_string(),
+                    prefix: prefix.clone(),
+                    len,
+                    max: crate::model::names::IFNAME_MAX,
+                };
+                self.sink.report(at, kind);
+                return false;
+            }
         }
         if let Use::Bridge { .. } = what {
             if let Some(&i) = node.declared_idx.get(name) {

@@ -39,6 +39,8 @@ pub(crate) struct At<T> {
 #[derive(Debug, Default)]
 pub(crate) struct RawLab {
     pub(crate) name: Option<At<LabName>>,
+    /// `prefix = "lab1-"`: put before every namespace name and host-side interface name.
+    pub(crate) prefix: Option<At<String>>,
     pub(crate) nodes: Vec<RawNode>,
     pub(crate) bridges: Vec<RawBridge>,
     pub(crate) links: Vec<RawLink>,
@@ -140,7 +142,9 @@ pub(crate) struct RawExpect {
     pub(crate) reach: bool,
 }
 
-const TOP_KEYS: &[&str] = &["name", "nodes", "bridges", "links", "networks", "expect"];
+const TOP_KEYS: &[&str] = &[
+    "name", "prefix", "nodes", "bridges", "links", "networks", "expect",
+];
 
 /// Reads the whole document.
 pub(crate) fn read(doc: &Item, sink: &mut Sink<'_>) -> RawLab {
@@ -175,6 +179,25 @@ impl Reader<'_, '_> {
                         }
                     }
                 }
+                "prefix" => {
+                    if let Some(s) = self.string(&e.item, "prefix", "prefix = \"lab1-\"") {
+                        match prefix_problem(s.v) {
+                            None => {
+                                self.lab.prefix = Some(At {
+                                    v: s.v.to_owned(),
+                                    at: s.at,
+                                })
+                            }
+                            Some(reason) => self.report(
+                                s.at,
+                                DiagnosticKind::BadPrefix {
+                                    prefix: s.v.to_owned(),
+                                    reason,
+                                },
+                            ),
+                        }
+                    }
+                }
                 "nodes" => self.nodes(&e.item),
                 "bridges" => self.bridges(&e.item),
                 "links" => {
@@ -199,5 +222,26 @@ impl Reader<'_, '_> {
             };
             self.report(0, kind);
         }
+    }
+}
+
+/// The longest `prefix`: a one-byte name still fits an interface name after it.
+pub(crate) const PREFIX_MAX: usize = super::names::IFNAME_MAX - 1;
+
+/// Why `prefix` cannot start namespace and interface names, if it cannot.
+fn prefix_problem(prefix: &str) -> Option<&'static str> {
+    if prefix.is_empty() {
+        Some("is empty (leave `prefix` out to keep the names as written)")
+    } else if prefix.len() > PREFIX_MAX {
+        Some("is longer than 14 bytes, and interface names are at most 15")
+    } else if prefix
+        .chars()
+        .any(|c| c == '/' || c == ':' || c == '\0' || c.is_whitespace())
+    {
+        Some("contains `/`, `:`, NUL or whitespace, which names may not contain")
+    } else if prefix.contains("..") || prefix == "." {
+        Some("contains `..`, which would leave /run/netns")
+    } else {
+        None
     }
 }
