@@ -512,3 +512,55 @@ proto = "icmp"
     assert_eq!(t.label(&t.node_named("web").unwrap()), "web");
     assert!(t.node_named("l1-web").is_none());
 }
+
+/// A machine whose namespaces have only the keys listed.
+struct Fake {
+    host: &'static [&'static str],
+    ns: &'static [&'static str],
+}
+
+impl model::Machine for Fake {
+    fn has_sysctl(&self, place: model::SysctlPlace, key: &str) -> bool {
+        match place {
+            model::SysctlPlace::Host => self.host.contains(&key),
+            model::SysctlPlace::Namespace => self.ns.contains(&key),
+        }
+    }
+}
+
+#[test]
+fn validation_sysctl_missing_where_it_is_set_is_refused_at_its_key_once_per_declaration() {
+    let machine = Fake {
+        host: &["net.ipv4.ip_forward", "net.ipv4.conf.default.rp_filter"],
+        ns: &["net.ipv4.ip_forward", "net.ipv4.conf.default.rp_filter"],
+    };
+    let src = r#"name = "s"
+[nodes.host]
+sysctls = { "net.ipv4.ip_forward" = 1, "net.ipv4.conf.up0.rp_filter" = 0 }
+[nodes.host.interfaces.up0]
+addresses = ["10.0.0.1/24"]
+[nodes."c[1..50]"]
+sysctls = { "net.core.wmem_max" = 1, "net.ipv4.ip_forward" = 1 }
+[nodes.r]
+sysctls = { "net.ipv4.conf.eth0.rp_filter" = 2 }
+[nodes.r.interfaces.eth0]
+addresses = ["10.0.0.2/24"]
+[[links]]
+endpoints = ["host:up0", "r:eth0"]
+"#;
+    let err = model::parse_toml_for(src, "s.toml", &machine).unwrap_err();
+    let found: Vec<String> = err.diagnostics().iter().map(ToString::to_string).collect();
+    // One report for the range's declaration, not fifty; the interface's own key is asked as
+    // `default` (the lab creates eth0), so only the key that does not exist is refused.
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(
+        found[0].starts_with(
+            "s.toml:7:13: sysctl `net.core.wmem_max` does not exist in the namespace of node `c1`"
+        ),
+        "{}",
+        found[0]
+    );
+    assert!(found[0].contains("help: "), "{}", found[0]);
+    // Loading without a machine asks nothing.
+    assert!(model::parse_toml(src, "s.toml").is_ok());
+}

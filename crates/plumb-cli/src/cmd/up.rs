@@ -46,7 +46,9 @@ struct UpJson<'a> {
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let started = Instant::now();
-    let topo = super::load(&a.file)?;
+    // Loading asks the kernel too: a sysctl that does not exist is refused at its line.
+    let machine = plumb::inspect::KernelMachine::default();
+    let topo = plumb::model::load_for(&a.file, &machine).map_err(|e| anyhow::anyhow!("{e}"))?;
     tracing::debug!(elapsed = ?started.elapsed(), "up: file loaded");
     let mut bar: Option<super::Progress> = None;
     let mut progress = |done: usize, total: usize| {

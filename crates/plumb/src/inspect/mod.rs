@@ -8,6 +8,7 @@
 //! [`crate::ownership`].
 
 pub mod lab;
+mod machine;
 mod snapshot;
 
 use std::collections::BTreeMap;
@@ -17,6 +18,7 @@ use ipnet::IpNet;
 pub use crate::netlink::addr::AddrState;
 pub use crate::netlink::link::{LinkKind, LinkState};
 pub use crate::netlink::route::RouteState;
+pub use machine::KernelMachine;
 pub use snapshot::{snapshot, Depth, InspectError};
 
 use crate::model::names::NsName;

@@ -37,10 +37,38 @@ pub use types::*;
 use error::Sink;
 use tree::Item;
 
+/// Where a sysctl of the file is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SysctlPlace {
+    /// In the namespace plumb runs in (`[nodes.host]`).
+    Host,
+    /// In a node's namespace (a fresh one if the lab is not up yet).
+    Namespace,
+}
+
+/// What loading a file may ask of the machine the lab is for, so that what the kernel would
+/// refuse half-way through `up` is refused at its line instead. Loading stays pure: the
+/// caller decides what the machine is (the kernel, or a fake in tests).
+pub trait Machine {
+    /// Whether sysctl `key` (`net.ipv4.ip_forward`) exists at `place`. An interface's own keys
+    /// (`net.ipv4.conf.IFACE.x`) are asked as `default` for an interface the lab creates.
+    fn has_sysctl(&self, place: SysctlPlace, key: &str) -> bool;
+}
+
 /// Reads and loads a topology file: JSON if its extension is `.json`, TOML otherwise.
 ///
 /// Messages name the file as `path` is written.
 pub fn load(path: &Path) -> Result<Topology, ModelError> {
+    load_impl(path, None)
+}
+
+/// [`load`], also checking what the file needs from `machine` (every sysctl exists where it
+/// is set).
+pub fn load_for(path: &Path, machine: &dyn Machine) -> Result<Topology, ModelError> {
+    load_impl(path, Some(machine))
+}
+
+fn load_impl(path: &Path, machine: Option<&dyn Machine>) -> Result<Topology, ModelError> {
     let src = std::fs::read_to_string(path).map_err(|source| ModelError::Read {
         path: path.to_owned(),
         source,
@@ -49,34 +77,45 @@ pub fn load(path: &Path) -> Result<Topology, ModelError> {
     let is_json = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-    if is_json {
-        parse_json(&src, &origin)
+    let doc = if is_json {
+        json::from_json(&src)
     } else {
-        parse_toml(&src, &origin)
-    }
+        tree::from_toml(&src)
+    };
+    build(&src, &origin, doc, machine)
 }
 
 /// Loads a topology from TOML text. `origin` names the text in messages (usually its file name).
 pub fn parse_toml(src: &str, origin: &str) -> Result<Topology, ModelError> {
-    build(src, origin, tree::from_toml(src))
+    build(src, origin, tree::from_toml(src), None)
+}
+
+/// [`parse_toml`], also checking what the file needs from `machine`.
+pub fn parse_toml_for(
+    src: &str,
+    origin: &str,
+    machine: &dyn Machine,
+) -> Result<Topology, ModelError> {
+    build(src, origin, tree::from_toml(src), Some(machine))
 }
 
 /// Loads a topology from JSON text with the same structure as the TOML format.
 /// `origin` names the text in messages.
 pub fn parse_json(src: &str, origin: &str) -> Result<Topology, ModelError> {
-    build(src, origin, json::from_json(src))
+    build(src, origin, json::from_json(src), None)
 }
 
 fn build(
     src: &str,
     origin: &str,
     doc: Result<Item, (usize, DiagnosticKind)>,
+    machine: Option<&dyn Machine>,
 ) -> Result<Topology, ModelError> {
     let mut sink = Sink::new(src);
     match doc {
         Ok(doc) => {
             let raw = raw::read(&doc, &mut sink);
-            match expand::expand(raw, &mut sink) {
+            match expand::expand(raw, &mut sink, machine) {
                 Some(topology) if sink.is_clean() => Ok(topology),
                 _ => Err(sink.into_error(origin)),
             }

@@ -60,6 +60,11 @@ impl DiagnosticKind {
                  for example `net.ipv4.ip_forward`"
                     .into()
             }
+            K::UnknownSysctl { key, .. } => format!(
+                "check the spelling against `/proc/sys/{}` (`sysctl -a` lists what this kernel \
+                 has); keys of a kernel module (`net.netfilter.*`, say) exist once it is loaded",
+                key.replace('.', "/")
+            ),
             K::EndpointCount { .. } => {
                 "list two endpoints, for example `endpoints = [\"host:veth1\", \"ns1:eth0\"]`".into()
             }

@@ -158,6 +158,14 @@ pub enum DiagnosticKind {
         /// What is wrong, as the end of a sentence.
         reason: &'static str,
     },
+    /// A sysctl that does not exist where it is set.
+    #[error("sysctl `{key}` does not exist in {}", if .node == "host" { "the host namespace".to_string() } else { format!("the namespace of node `{}`", .node) })]
+    UnknownSysctl {
+        /// The key as written.
+        key: String,
+        /// The node (`host` for the host).
+        node: String,
+    },
     /// A link without exactly two endpoints.
     #[error("a link needs exactly two endpoints, this one has {found}")]
     EndpointCount {

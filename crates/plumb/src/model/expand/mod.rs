@@ -21,6 +21,7 @@ mod links;
 mod networks;
 mod nodes;
 mod prefix;
+mod sysctls;
 #[cfg(test)]
 mod tests;
 
@@ -30,13 +31,18 @@ use super::error::Sink;
 use super::names::LabName;
 use super::raw::{RawLab, Refused};
 use super::types::{Bridge, Link, Network, NodeRef, Topology};
+use super::Machine;
 
 use addresses::Claim;
 use bridges::BridgeInfo;
 use nodes::NodeBuild;
 
 /// Expands and cross-checks `raw`. `None` when any problem was reported (here or before).
-pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
+pub(crate) fn expand(
+    raw: RawLab,
+    sink: &mut Sink<'_>,
+    machine: Option<&dyn Machine>,
+) -> Option<Topology> {
     let lab = match &raw.name {
         Some(n) => n.v.clone(),
         // Reported already; a stand-in lets the rest of the file be checked.
@@ -68,6 +74,9 @@ pub(crate) fn expand(raw: RawLab, sink: &mut Sink<'_>) -> Option<Topology> {
     x.duplicate_addresses();
     x.unconnected();
     x.routes();
+    if let Some(m) = machine {
+        x.sysctls(m);
+    }
     let expects = raw
         .expects
         .into_iter()

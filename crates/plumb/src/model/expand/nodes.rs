@@ -44,6 +44,8 @@ pub(super) struct NodeBuild {
     pub(super) routes: Vec<RawRoute>,
     pub(super) network_routes: Vec<Route>,
     pub(super) sysctls: Vec<(String, String)>,
+    /// Where each of `sysctls` is written.
+    pub(super) sysctl_at: Vec<usize>,
     pub(super) firewall: Option<Firewall>,
     pub(super) default_v4: bool,
     pub(super) default_v6: bool,
@@ -71,6 +73,7 @@ impl NodeBuild {
             routes: Vec::new(),
             network_routes: Vec::new(),
             sysctls: Vec::new(),
+            sysctl_at: Vec::new(),
             firewall: None,
             default_v4: false,
             default_v6: false,
@@ -106,6 +109,7 @@ impl NodeBuild {
         self.troubled |= raw.troubled;
         self.routes.extend(raw.routes.iter().cloned());
         self.sysctls.extend(raw.sysctls.iter().cloned());
+        self.sysctl_at.extend(raw.sysctl_at.iter().copied());
         if raw.firewall.is_some() {
             self.firewall.clone_from(&raw.firewall);
         }

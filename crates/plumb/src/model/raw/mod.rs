@@ -71,6 +71,8 @@ pub(crate) struct RawNode {
     pub(crate) interfaces: Vec<RawInterface>,
     pub(crate) routes: Vec<RawRoute>,
     pub(crate) sysctls: Vec<(String, String)>,
+    /// Where each of `sysctls` is written (its key), in the same order.
+    pub(crate) sysctl_at: Vec<usize>,
     pub(crate) firewall: Option<Firewall>,
     /// Problems were reported in this declaration: what depends on it is only a consequence.
     pub(crate) troubled: bool,

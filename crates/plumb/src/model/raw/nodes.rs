@@ -45,6 +45,7 @@ impl Reader<'_, '_> {
                 interfaces: Vec::new(),
                 routes: Vec::new(),
                 sysctls: Vec::new(),
+                sysctl_at: Vec::new(),
                 firewall: None,
                 troubled: false,
             };
@@ -60,7 +61,10 @@ impl Reader<'_, '_> {
                             }
                         }
                     }
-                    "sysctls" => node.sysctls = self.sysctls(&f.item, &fpath),
+                    "sysctls" => {
+                        (node.sysctls, node.sysctl_at) =
+                            self.sysctls(&f.item, &fpath).into_iter().unzip();
+                    }
                     "firewall" if matches!(node.key, NodeKey::Host) => {
                         self.report(f.key_at, DiagnosticKind::HostFirewall);
                     }
@@ -209,7 +213,8 @@ impl Reader<'_, '_> {
         })
     }
 
-    pub(super) fn sysctls(&mut self, item: &Item, path: &str) -> Vec<(String, String)> {
+    /// Each sysctl with where its key is written.
+    pub(super) fn sysctls(&mut self, item: &Item, path: &str) -> Vec<((String, String), usize)> {
         let Some(entries) = self.table(item, path, "sysctls = { \"net.ipv4.ip_forward\" = 1 }")
         else {
             return Vec::new();
@@ -240,7 +245,7 @@ impl Reader<'_, '_> {
                     continue;
                 }
             };
-            out.push((e.key.clone(), value));
+            out.push(((e.key.clone(), value), e.key_at));
         }
         out
     }
