@@ -226,6 +226,8 @@ fn oracle_interfaces(
                 "peer": peers.iter().find(|(i, _)| *i == name).map(|(_, p)| *p),
                 "master": l.get("master").cloned().unwrap_or(Value::Null),
                 "ports": ports,
+                // `ip -d`: a bridge port's isolation flag.
+                "isolated": l["linkinfo"]["info_slave_data"]["isolated"].as_bool().unwrap_or(false),
             })
         })
         .collect();
@@ -318,7 +320,7 @@ fn ls_and_show_json_list_the_lab_with_counts() {
     // show: the seed's nodes, interfaces, peers, addresses and routes, as ip -j sees them, and
     // nothing of star's.
     let show = stdout_json(&sb.plumb_ok(&["show", "seed", "--json"]));
-    assert_eq!(show["version"], 1, "{show:#}");
+    assert_eq!(show["version"], 2, "{show:#}");
     assert_eq!(show["lab"], "seed", "{show:#}");
     let nodes = show["nodes"].as_array().expect("nodes is an array");
     let names: Vec<&str> = nodes.iter().filter_map(|n| n["node"].as_str()).collect();

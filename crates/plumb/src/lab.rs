@@ -37,6 +37,9 @@ pub enum LabError {
     /// nftables could not be read.
     #[error(transparent)]
     Nft(#[from] NftError),
+    /// A namespace could not be entered to read it.
+    #[error(transparent)]
+    Netns(#[from] crate::netns::NetnsError),
     /// Applying the plan failed.
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -426,7 +429,50 @@ pub fn view(lab: &LabName) -> Result<inspect::lab::LabView, LabError> {
             labs: labs.into_keys().collect(),
         });
     }
+    let mut snap = snap;
+    read_tables(lab, &mut snap)?;
     Ok(inspect::lab::view(lab, &snap))
+}
+
+/// Reads the lab's nftables tables into `snap`: the host's, and that of each of the lab's
+/// namespaces whose `lo` tag says it has one (read from inside it, on one short-lived thread).
+fn read_tables(lab: &LabName, snap: &mut Snapshot) -> Result<(), LabError> {
+    let table = crate::firewall::table_name(lab.as_str());
+    snap.host.nft = nftables::listing(&table)?;
+    let names: Vec<NsName> = snap
+        .namespaces
+        .iter()
+        .filter(|(_, ns)| {
+            let tag = ns
+                .state
+                .as_ref()
+                .ok()
+                .and_then(|s| s.loopback())
+                .and_then(|l| l.tag());
+            tag.is_some_and(|t| t.lab == lab.as_str() && t.fw.is_some())
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    let reg = Registry::default();
+    let fds = names
+        .iter()
+        .map(|n| reg.open(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&std::os::fd::OwnedFd> = fds.iter().collect();
+    let listings = crate::netns::run_in_each(&refs, |_| nftables::listing(&table))?;
+    for (name, l) in names.iter().zip(listings) {
+        let l = l.map_err(|source| crate::netns::NetnsError::Enter {
+            name: name.to_string(),
+            source,
+        })??;
+        if let Some(Ok(st)) = snap.namespaces.get_mut(name).map(|ns| ns.state.as_mut()) {
+            st.nft = l;
+        }
+    }
+    Ok(())
 }
 
 /// One node of a lab found on the machine.

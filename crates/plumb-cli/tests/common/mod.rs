@@ -389,12 +389,29 @@ pub fn dry_run_steps(sb: &Sandbox, file: &str) -> Vec<String> {
     let out = sb.plumb(&["up", file, "--dry-run"]);
     assert_exit(&out, 1, "plumb up --dry-run with changes to make");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let steps: Vec<String> = stdout
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .map(str::to_string)
-        .collect();
+    // A firewall step is one command with its nft script as a here-document: one step.
+    let mut steps: Vec<String> = Vec::new();
+    let mut heredoc: Option<String> = None;
+    for l in stdout.lines() {
+        if let Some(doc) = &mut heredoc {
+            doc.push('\n');
+            doc.push_str(l);
+            if l == "NFT" {
+                steps.push(heredoc.take().unwrap_or_default());
+            }
+            continue;
+        }
+        let l = l.trim();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if l.ends_with("<<'NFT'") {
+            heredoc = Some(l.to_string());
+        } else {
+            steps.push(l.to_string());
+        }
+    }
+    assert!(heredoc.is_none(), "an unterminated here-document:\n{}", describe(&out));
     assert!(!steps.is_empty(), "{}", describe(&out));
     assert_eq!(
         stdout.lines().last(),

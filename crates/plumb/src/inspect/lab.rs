@@ -5,7 +5,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::{LinkKind, NsState, RouteState, Snapshot};
+use crate::firewall::Rule;
 use crate::model::names::LabName;
+use crate::nftables::Listing;
 
 /// One interface of a lab, as `show` prints it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -34,6 +36,28 @@ pub struct IfaceView {
     pub master: Option<String>,
     /// For a bridge: its ports.
     pub ports: Vec<String>,
+    /// For a bridge port: isolated from the bridge's other isolated ports (a network with
+    /// `isolated = true`).
+    pub isolated: bool,
+}
+
+/// The lab's nftables rules in one node, read back from the kernel (each rule carries its
+/// description as its comment).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct RulesView {
+    /// Masquerading of the lab's networks (NAT to the outside, and hairpin NAT of published
+    /// ports).
+    pub nat: Vec<Rule>,
+    /// Published ports.
+    pub published: Vec<Rule>,
+    /// Networks whose traffic to the lab's other networks is dropped.
+    pub isolated_networks: Vec<String>,
+    /// The inbound firewall's policy (`accept` or `drop`), if the node has one.
+    pub ingress: Option<String>,
+    /// Inbound traffic the firewall lets in.
+    pub allow: Vec<Rule>,
+    /// Rules of the table that are not described (not written by this version of plumb).
+    pub unknown: usize,
 }
 
 /// One node of a lab, as `show` prints it.
@@ -41,13 +65,20 @@ pub struct IfaceView {
 pub struct NodeView {
     /// `host` or the namespace's name.
     pub node: String,
+    /// The node's name as the lab's file writes it (without the lab's `prefix`).
+    pub label: String,
     /// Interfaces (in the host: only the lab's).
     pub interfaces: Vec<IfaceView>,
     /// Routes (in the host: only those through the lab's interfaces), as `ip route` prints them.
     pub routes: Vec<String>,
+    /// The lab's nftables rules here (NAT, published ports and isolation in the host, the
+    /// firewall in a node), if it has a table here.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rules: Option<RulesView>,
 }
 
-/// A lab as it is in the kernel. Version 1 of `plumb show --json`.
+/// A lab as it is in the kernel. Version 2 of `plumb show --json` (version 1 had no `label`,
+/// `rules` and `isolated`).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LabView {
     /// Format version.
@@ -130,6 +161,7 @@ pub fn view(lab: &LabName, snap: &Snapshot) -> LabView {
                     .filter(|p| p.master == Some(l.index))
                     .map(|p| p.name.clone())
                     .collect(),
+                isolated: l.isolated,
             });
         }
         let routes = st
@@ -143,18 +175,59 @@ pub fn view(lab: &LabName, snap: &Snapshot) -> LabView {
             })
             .map(|r| route_text(r, st))
             .collect();
-        if *is_host && interfaces.is_empty() {
+        let rules = st.nft.as_ref().map(rules_view);
+        if *is_host && interfaces.is_empty() && rules.is_none() {
             continue;
         }
+        let label = st
+            .loopback()
+            .and_then(|l| l.tag())
+            .and_then(|t| t.node)
+            .filter(|_| !*is_host)
+            .unwrap_or(node)
+            .to_string();
         nodes.push(NodeView {
             node: node.clone(),
+            label,
             interfaces,
             routes,
+            rules,
         });
     }
     LabView {
-        version: 1,
+        version: 2,
         lab: lab.to_string(),
         nodes,
     }
+}
+
+/// The rules of a table listing, by what they do (the output chain repeats each published port
+/// for the host's own connections: listed once).
+fn rules_view(l: &Listing) -> RulesView {
+    let mut v = RulesView {
+        ingress: l
+            .chains
+            .iter()
+            .find(|c| c.hook.as_deref() == Some("input"))
+            .and_then(|c| c.policy.clone()),
+        ..RulesView::default()
+    };
+    for r in &l.rules {
+        let Some(rule) = r.comment.as_deref().and_then(|c| c.parse::<Rule>().ok()) else {
+            // The fixed rules of an input chain (established, loopback, neighbour discovery)
+            // have no description.
+            if r.chain != "input" {
+                v.unknown += 1;
+            }
+            continue;
+        };
+        match rule {
+            Rule::Masquerade { .. } | Rule::HairpinMasquerade { .. } => v.nat.push(rule),
+            Rule::Publish { .. } if r.chain == "output" => {}
+            Rule::Publish { .. } => v.published.push(rule),
+            Rule::IsolateNetwork { bridge } => v.isolated_networks.push(bridge),
+            Rule::Allow { .. } => v.allow.push(rule),
+        }
+    }
+    v
 }

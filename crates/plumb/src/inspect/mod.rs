@@ -51,6 +51,9 @@ pub struct NsState {
     /// The version marker of the lab's nftables table here, if it has one (`Some("")` for a
     /// table without a marker).
     pub nft_version: Option<String>,
+    /// The lab's nftables table here, when it was asked for (`show`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nft: Option<crate::nftables::Listing>,
 }
 
 impl NsState {

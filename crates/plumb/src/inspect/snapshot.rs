@@ -74,6 +74,7 @@ pub fn read_ns(sock: &mut NlSocket) -> Result<NsState, NetlinkError> {
         routes,
         sysctls: BTreeMap::new(),
         nft_version,
+        nft: None,
     })
 }
 

@@ -31,6 +31,19 @@ pub enum LinkKind {
     Device,
 }
 
+impl std::fmt::Display for LinkKind {
+    /// The kernel's name for the kind (`veth`, `bridge`), `loopback`, or `device`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LinkKind::Loopback => "loopback",
+            LinkKind::Veth => "veth",
+            LinkKind::Bridge => "bridge",
+            LinkKind::Other(k) => k,
+            LinkKind::Device => "device",
+        })
+    }
+}
+
 /// One interface, as `RTM_NEWLINK` describes it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LinkState {

@@ -138,6 +138,62 @@ pub fn current_version(table: &str) -> Result<Option<String>, NftError> {
     }))
 }
 
+/// What a table holds, as `show` needs it: its chains (with their policies) and each rule's
+/// chain and comment.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Listing {
+    /// Chains in listing order.
+    pub chains: Vec<ChainListing>,
+    /// Rules in listing order.
+    pub rules: Vec<RuleListing>,
+}
+
+/// One chain of a [`Listing`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainListing {
+    /// Its name.
+    pub name: String,
+    /// Its hook, for a base chain.
+    pub hook: Option<String>,
+    /// Its policy (`accept`, `drop`), for a base chain.
+    pub policy: Option<String>,
+}
+
+/// One rule of a [`Listing`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RuleListing {
+    /// Its chain.
+    pub chain: String,
+    /// Its comment, if it has one.
+    pub comment: Option<String>,
+}
+
+/// Lists `inet TABLE` in the calling thread's namespace as a [`Listing`] (`None` when there is
+/// no such table).
+pub fn listing(table: &str) -> Result<Option<Listing>, NftError> {
+    Ok(list(table)?.map(|v| parse_listing(&v)))
+}
+
+fn parse_listing(v: &Value) -> Listing {
+    let mut out = Listing::default();
+    let text = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
+    for o in v["nftables"].as_array().into_iter().flatten() {
+        if let Some(c) = o.get("chain") {
+            out.chains.push(ChainListing {
+                name: text(c, "name").unwrap_or_default(),
+                hook: text(c, "hook"),
+                policy: text(c, "policy"),
+            });
+        } else if let Some(r) = o.get("rule") {
+            out.rules.push(RuleListing {
+                chain: text(r, "chain").unwrap_or_default(),
+                comment: text(r, "comment"),
+            });
+        }
+    }
+    out
+}
+
 /// Reads `table` as it is now, as the batch that would recreate it exactly (`None` if there is
 /// no such table): what rollback applies to restore a table a failed run replaced.
 pub fn save(table: &str) -> Result<Option<Value>, NftError> {

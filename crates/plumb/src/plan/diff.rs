@@ -583,7 +583,7 @@ fn firewalls(d: &mut Draft, topo: &Topology, snap: &Snapshot, kept: &dyn Fn(&Nod
                         node,
                         table: t.name.clone(),
                         version,
-                        batch: t.batch().to_string(),
+                        rules: t.clone(),
                         prev: have,
                     });
                 }

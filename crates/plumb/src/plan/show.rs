@@ -165,15 +165,14 @@ impl fmt::Display for Step {
             Step::AddRoute { node, route, .. } => {
                 write!(f, "{} route replace {route} proto 250", ip(node))
             }
-            Step::Firewall {
-                node,
-                table,
-                version,
-                ..
-            } => f.write_str(&inside(
-                node,
-                &format!("nft -j -f - # replace table inet {table} (version {version})"),
-            )),
+            // The transaction as an `nft -f` script in a here-document: the whole dry run
+            // stays a valid shell script.
+            Step::Firewall { node, rules, .. } => write!(
+                f,
+                "{} <<'NFT'\n{}NFT",
+                inside(node, "nft -f -"),
+                rules.nft_script()
+            ),
             Step::RestoreFirewall {
                 node,
                 table,

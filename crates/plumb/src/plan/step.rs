@@ -199,8 +199,8 @@ pub enum Step {
         table: String,
         /// The table's version marker.
         version: String,
-        /// The nftables JSON batch.
-        batch: String,
+        /// The table's rules (applied as one nftables transaction).
+        rules: crate::firewall::Table,
         /// The version of the table it replaces, if there is one (saved before the change and
         /// restored if the run fails).
         prev: Option<String>,

@@ -11,7 +11,7 @@ use crate::apply::StepError;
 use crate::model::NodeRef;
 use crate::netlink::link::{self, LinkChange, Target};
 use crate::netns;
-use crate::nftables::{self, NftError};
+use crate::nftables;
 use crate::plan::Step;
 
 /// One table operation, ready to run inside its namespace.
@@ -53,15 +53,10 @@ impl KernelBackend {
     fn fw_op(&mut self, s: &Step) -> Result<FwOp, StepError> {
         Ok(match s {
             Step::Firewall {
-                table, batch, prev, ..
+                table, rules, prev, ..
             } => FwOp::Replace {
                 table: table.clone(),
-                batch: serde_json::from_str(batch).map_err(|source| {
-                    StepError::Nft(NftError::Schema {
-                        table: table.clone(),
-                        source,
-                    })
-                })?,
+                batch: rules.batch(),
                 save: prev.is_some(),
             },
             Step::DeleteFirewall { table, .. } => FwOp::Delete {

@@ -134,7 +134,7 @@ fn journal_records_name_every_object_a_build_creates_or_renames() {
         node: NodeRef::Host,
         table: "plumb-x".into(),
         version: "1".into(),
-        batch: "{}".into(),
+        rules: crate::firewall::Table::empty("plumb-x"),
         prev: None,
     };
     assert_eq!(
@@ -147,7 +147,7 @@ fn journal_records_name_every_object_a_build_creates_or_renames() {
         node: NodeRef::Host,
         table: "plumb-x".into(),
         version: "1".into(),
-        batch: "{}".into(),
+        rules: crate::firewall::Table::empty("plumb-x"),
         prev: Some("0".into()),
     };
     assert!(

@@ -240,7 +240,7 @@ fn step_inverse_restores_what_the_step_changed() {
         node: NodeRef::Host,
         table: "plumb-x".into(),
         version: "new".into(),
-        batch: "{}".into(),
+        rules: crate::firewall::Table::empty("plumb-x"),
         prev: Some("old".into()),
     };
     assert_eq!(
