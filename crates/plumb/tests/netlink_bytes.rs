@@ -6,9 +6,15 @@
 //!   means (`*.ip.hex`, captured with strace). Both are decoded with netlink-packet-route and
 //!   compared field by field; every attribute where the two legitimately differ is listed, with
 //!   why, next to the comparison.
-//! - Every kind of kernel reply plumb parses (dumps of links, addresses and routes; acks and
-//!   refusals) is decoded from bytes captured in a sandbox (`fixtures/netlink/dumps`, `acks`)
-//!   through plumb's decoders, every field asserted, then re-emitted and parsed again.
+//! - The same for the reads plumb sends (the link dump, single-object gets, namespace ids,
+//!   gets targeted at another namespace by nsid): their fixtures are plumb's own bytes as its
+//!   read functions sent them (recorded with strace, since the functions need a socket and
+//!   build their messages with private helpers), compared with iproute2's where `ip` sends an
+//!   equivalent.
+//! - Every kind of kernel reply plumb parses (dumps of links, addresses and routes; answers to
+//!   gets, namespace ids; acks and refusals) is decoded from bytes captured in a sandbox
+//!   (`fixtures/netlink/dumps`, `answers`, `acks`) through plumb's decoders, every field
+//!   asserted, then re-emitted and parsed again.
 //!
 //! Nothing here touches the kernel: `fixtures/netlink/capture/README.md` says how the bytes
 //! were captured and how to capture them again.
@@ -19,12 +25,14 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{
-    AfSpecUnspec, InfoData, InfoPortData, InfoVeth, LinkAttribute, LinkHeader, LinkInfo,
+    AfSpecUnspec, InfoData, InfoPortData, InfoVeth, LinkAttribute, LinkExtentMask, LinkHeader,
+    LinkInfo, LinkMessage,
 };
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use plumb::model::MacAddr;
@@ -131,7 +139,30 @@ fn decode(bytes: &[u8]) -> (NetlinkHeader, RouteNetlinkMessage) {
 /// plumb's requests for a case: encoded, checked against `sent/<case>.plumb.hex` byte for
 /// byte, and returned.
 fn plumb_sent(case: &str, reqs: Vec<Request>) -> Vec<Vec<u8>> {
-    let ours = encode_all(reqs);
+    assert_stored(case, encode_all(reqs))
+}
+
+/// A read encoded as `NlSocket` sends it: `get`/`get_many` with `NLM_F_REQUEST` only (the
+/// answer is the object or a refusal, never an ack), `dump`/`dump_map` with `NLM_F_REQUEST |
+/// NLM_F_DUMP`; sequence numbers from [`SEQ`], port 0.
+fn encode_reads(msgs: Vec<RouteNetlinkMessage>, flags: u16) -> Vec<Vec<u8>> {
+    msgs.into_iter()
+        .enumerate()
+        .map(|(i, msg)| {
+            let mut header = NetlinkHeader::default();
+            header.flags = flags;
+            header.sequence_number = SEQ + i as u32;
+            let mut m = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+            m.finalize();
+            let mut out = vec![0; m.buffer_len()];
+            m.serialize(&mut out);
+            out
+        })
+        .collect()
+}
+
+/// plumb's encoded requests for a case, checked against `sent/<case>.plumb.hex` byte for byte.
+fn assert_stored(case: &str, ours: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let stored = load_hex(&format!("sent/{case}.plumb.hex"));
     assert_eq!(
         ours.len(),
@@ -295,9 +326,19 @@ fn meaning(bytes: &[u8]) -> Meaning {
     put(&mut m, "nlmsg_type".into(), h.message_type.to_string());
     put(&mut m, "nlmsg_flags".into(), format!("{:#x}", h.flags));
     match &msg {
-        M::NewLink(l) | M::DelLink(l) => {
+        M::NewLink(l) | M::DelLink(l) | M::GetLink(l) => {
             link_header(&mut m, "", &l.header);
             link_attrs(&mut m, "", &l.attributes);
+        }
+        M::GetNsId(n) => {
+            put(
+                &mut m,
+                "header.family".into(),
+                format!("{:?}", n.header.family),
+            );
+            for x in &n.attributes {
+                leaf(&mut m, "", x);
+            }
         }
         M::NewAddress(a) | M::DelAddress(a) => {
             let h = &a.header;
@@ -720,9 +761,12 @@ fn stored_cases() -> Vec<String> {
 #[test]
 fn netlink_requests_every_case_encodes_as_stored() {
     let cases = stored_cases();
-    assert_eq!(cases.len(), 48, "a case was added or lost: {cases:?}");
+    assert_eq!(cases.len(), 54, "a case was added or lost: {cases:?}");
     for case in &cases {
-        plumb_sent(case, requests(case));
+        match read_requests(case) {
+            Some(ours) => assert_stored(case, ours),
+            None => plumb_sent(case, requests(case)),
+        };
     }
 }
 
@@ -1106,6 +1150,226 @@ matches_iproute2!(
     differs("header.kind", WHY_DEL_TYPE),
     differs("header.protocol", WHY_DEL_PROTO),
 );
+
+// ---------------------------------------------------------------------------------------------
+// What plumb reads: the link dump, single-object gets, namespace ids, targeted gets
+
+/// The nsid the capture gave namespace b (`ip netns set b 3`), and one no namespace has.
+const NSID_B: i32 = 3;
+const NSID_NONE: i32 = 99;
+
+/// A link request as `link.rs`'s private `get_message()` builds it for `link::dump` and
+/// `link::get`: a default header (but the index) and `IFLA_EXT_MASK` with
+/// `RTEXT_FILTER_SKIP_STATS`.
+fn link_read(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    RouteNetlinkMessage::GetLink(m)
+}
+
+/// `nsid::ids_of`'s request for one namespace fd: `RTM_GETNSID` with `NETNSA_FD`.
+fn nsid_by_fd(fd: i32) -> RouteNetlinkMessage {
+    let mut m = NsidMessage::default();
+    m.attributes.push(NsidAttribute::Fd(fd as u32));
+    RouteNetlinkMessage::GetNsId(m)
+}
+
+/// `nsid::link_in_each`'s request for interface `index` of namespace `nsid`:
+/// `IFLA_IF_NETNSID` (the kernel's `IFLA_TARGET_NETNSID`), then the skip-stats mask.
+fn link_in_nsid(nsid: i32, index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::IfNetnsId(nsid));
+    m.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    RouteNetlinkMessage::GetLink(m)
+}
+
+/// plumb's reads of `fixtures/netlink/sent`, by case, encoded as `NlSocket` sends them; `None`
+/// for a change request (see [`requests`]).
+///
+/// plumb's read functions take a socket and build their messages with private helpers, so the
+/// messages are written out here as the source builds them; the fixtures hold the bytes plumb's
+/// own functions sent (`nlcap read CASE` under strace, capture/read.sh). That the two agree is
+/// what this checks: a change of plumb's read requests shows when the fixtures are captured
+/// again, not before.
+fn read_requests(case: &str) -> Option<Vec<Vec<u8>>> {
+    let get = |msgs| encode_reads(msgs, NLM_F_REQUEST);
+    Some(match case {
+        "link_dump" => encode_reads(vec![link_read(0)], NLM_F_REQUEST | NLM_F_DUMP),
+        "link_get" => get(vec![link_read(1)]),
+        "link_get_missing" => get(vec![link_read(999)]),
+        "nsid_ids" => get(vec![nsid_by_fd(NSA), nsid_by_fd(NSB)]),
+        "nsid_link" => get(vec![link_in_nsid(NSID_B, 1), link_in_nsid(NSID_NONE, 1)]),
+        "nsid_link_missing" => get(vec![link_in_nsid(NSID_B, 999)]),
+        _ => return None,
+    })
+}
+
+fn plumb_read_sent(case: &str) -> Vec<Vec<u8>> {
+    assert_stored(
+        case,
+        read_requests(case).unwrap_or_else(|| panic!("{case} is no read")),
+    )
+}
+
+const WHY_LINK_FAMILY: &str = "`ip link` asks with ifi_family AF_PACKET, plumb with AF_UNSPEC. \
+    Only PF_UNSPEC registers RTM_GETLINK, so rtnetlink_rcv_msg falls back to it for any family, \
+    and neither rtnl_getlink nor rtnl_dump_ifinfo reads ifi_family (strict checking does not \
+    check it either); the answers carry AF_UNSPEC whatever was asked";
+
+const WHY_SKIP_STATS: &str = "plumb asks RTEXT_FILTER_SKIP_STATS: the answers leave out \
+    IFLA_STATS and IFLA_STATS64, which plumb never reads and which are most of each answer's \
+    bytes. iproute2 6.1 asks RTEXT_FILTER_VF (SR-IOV virtual-function attributes, sent only for \
+    devices with VFs: none of plumb's kinds has any, and plumb reads none) and gets statistics \
+    it prints only with -s. Both answers parse to the same links \
+    (netlink_link_dump_skipping_stats_parses_to_the_same_links)";
+
+const WHY_GET_BY_NAME: &str = "`ip link show dev lo` names the interface (index 0 and \
+    IFLA_IFNAME \"lo\"), in both of its requests; plumb's link::get asks for an index. The kernel \
+    looks an interface up by IFLA_IFNAME when the index is 0; both answers describe lo, index 1";
+
+const WHY_NSID_FD: &str = "an fd number is the sender's own: `ip netns list` opens each \
+    /run/netns/X as its next free fd (6, closed after each request), plumb's caller had a and b \
+    open as 7 and 8; the kernel resolves the fd to the namespace it names";
+
+/// `link::dump` against `ip link show` (captured in the state of capture/rich.sh). iproute2
+/// also sent two `RTM_GETNSID`s by fd: the peer of `vx` is in namespace b (nsid 0), and `ip`
+/// looks for the name of the namespace that nsid belongs to, which is `nsid::ids_of`'s request.
+#[test]
+fn netlink_link_dump_request_matches_iproute2_ip_link_show() {
+    let ours = plumb_read_sent("link_dump");
+    let theirs = ip_sent("link_dump");
+    assert_eq!((ours.len(), theirs.len()), (1, 3));
+    assert_same_meaning(
+        "link_dump",
+        &ours[0],
+        &theirs[0],
+        &[
+            differs("header.family", WHY_LINK_FAMILY),
+            differs("ExtMask", WHY_SKIP_STATS),
+        ],
+    );
+    let (p, i) = (meaning(&ours[0]), meaning(&theirs[0]));
+    assert_eq!(
+        p["nlmsg_flags"],
+        [format!("{:#x}", NLM_F_REQUEST | NLM_F_DUMP)]
+    );
+    assert_eq!(p["ExtMask"], ["ExtMask([SkipStats])"]);
+    assert_eq!(i["ExtMask"], ["ExtMask([Vf])"]);
+    let nsid = encode_reads(vec![nsid_by_fd(6)], NLM_F_REQUEST);
+    for (k, other) in theirs[1..].iter().enumerate() {
+        assert_same_meaning(
+            &format!("link_dump, ip's GETNSID {k}"),
+            &nsid[0],
+            other,
+            &[],
+        );
+    }
+}
+
+/// `link::get(sock, 1)` against `ip link show dev lo`, which sends two requests, both by name:
+/// the first resolves the name (iproute2's ll_link_get, which skips statistics too), the
+/// second reads the link it prints. plumb's request means what the first does but for the
+/// name, and what the second does but for the name, the family and the mask.
+#[test]
+fn netlink_link_get_request_matches_iproute2_ip_link_show_dev() {
+    let ours = plumb_read_sent("link_get");
+    let theirs = ip_sent("link_get");
+    assert_eq!((ours.len(), theirs.len()), (1, 2));
+    const WHY_VF: &str = "iproute2 also asks RTEXT_FILTER_VF (SR-IOV virtual-function \
+        attributes, which lo, veths and bridges do not have, and plumb does not read)";
+    let by_name = [
+        differs("header.index", WHY_GET_BY_NAME),
+        ip_only("IfName", WHY_GET_BY_NAME),
+    ];
+    let first = [by_name[0], by_name[1], differs("ExtMask", WHY_VF)];
+    assert_same_meaning("link_get, ip's first", &ours[0], &theirs[0], &first);
+    let second = [
+        by_name[0],
+        by_name[1],
+        differs("header.family", WHY_LINK_FAMILY),
+        differs("ExtMask", WHY_SKIP_STATS),
+    ];
+    assert_same_meaning("link_get, ip's second", &ours[0], &theirs[1], &second);
+    let (p, i0) = (meaning(&ours[0]), meaning(&theirs[0]));
+    assert_eq!(
+        p["nlmsg_flags"],
+        ["0x1"],
+        "NLM_F_REQUEST only, as NlSocket::get sends it"
+    );
+    assert_eq!(p["header.index"], ["1"]);
+    assert_eq!(i0["ExtMask"], ["ExtMask([Vf, SkipStats])"]);
+}
+
+/// `nsid::ids_of(&[a, b])` against `ip netns list`, which asks for each namespace's nsid by fd
+/// (twice: once to build its map of names, once to print). The requests are the same but for
+/// the fd numbers; plumb pipelines its two in one send.
+#[test]
+fn netlink_nsid_by_fd_matches_iproute2_ip_netns_list() {
+    let ours = plumb_read_sent("nsid_ids");
+    let theirs = ip_sent("nsid_ids");
+    assert_eq!((ours.len(), theirs.len()), (2, 4));
+    for (k, o) in ours.iter().enumerate() {
+        for (j, t) in theirs.iter().enumerate() {
+            assert_same_meaning(
+                &format!("nsid_ids, plumb's {k}, ip's {j}"),
+                o,
+                t,
+                &[differs("Fd", WHY_NSID_FD)],
+            );
+        }
+    }
+    let m = |b: &[u8]| meaning(b)["Fd"].clone();
+    assert_eq!(
+        (m(&ours[0]), m(&ours[1])),
+        (vec!["Fd(7)".to_string()], vec!["Fd(8)".to_string()])
+    );
+    assert!(theirs.iter().all(|t| m(t) == ["Fd(6)"]));
+    // struct rtgenmsg is one byte; both pad it to four before NETNSA_FD.
+    assert_eq!(ours[0].len(), theirs[0].len());
+    assert_eq!(ours[0][16..20], theirs[0][16..20]);
+    assert_eq!(meaning(&ours[0])["nlmsg_flags"], ["0x1"]);
+}
+
+/// `IFLA_TARGET_NETNSID` in the uapi header; netlink-packet-route calls it `IfNetnsId`.
+const IFLA_TARGET_NETNSID: u16 = 46;
+/// `IFLA_EXT_MASK` and `RTEXT_FILTER_SKIP_STATS` from `include/uapi/linux/if_link.h` and
+/// `rtnetlink.h`.
+const IFLA_EXT_MASK: u16 = 29;
+const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
+
+/// `nsid::link_in_each`: `RTM_GETLINK` for one index of the namespace an nsid names. iproute2
+/// 6.1 never sends `IFLA_TARGET_NETNSID` (`ip -n NS` enters the namespace instead; later
+/// versions send it only to resolve a lower device's name for `ip link add … link-netns`), so
+/// there is nothing to compare with: plumb's bytes, attribute by attribute. They are exactly
+/// what the kernel's strict check of a link get allows (a zero header but the index;
+/// IFLA_IFNAME, IFLA_ALT_IFNAME, IFLA_EXT_MASK, IFLA_TARGET_NETNSID), and it answered the
+/// first (answers/nsid_link.hex).
+#[test]
+fn netlink_link_get_by_nsid_sends_target_netnsid_and_skip_stats() {
+    let ours = plumb_read_sent("nsid_link");
+    assert_eq!(ours.len(), 2);
+    for (msg, nsid) in ours.iter().zip([NSID_B, NSID_NONE]) {
+        assert_eq!(msg[4..8], [18, 0, 1, 0], "RTM_GETLINK, NLM_F_REQUEST only");
+        let (hdr, attrs) = ifinfo(msg);
+        let mut zero_but_index = [0u8; 16];
+        zero_but_index[4..8].copy_from_slice(&1u32.to_ne_bytes());
+        assert_eq!(hdr, zero_but_index, "ifinfomsg: index 1, the rest 0");
+        assert_eq!(
+            attrs,
+            vec![
+                (IFLA_TARGET_NETNSID, &nsid.to_ne_bytes()[..]),
+                (IFLA_EXT_MASK, &RTEXT_FILTER_SKIP_STATS.to_ne_bytes()[..]),
+            ]
+        );
+    }
+    let missing = plumb_read_sent("nsid_link_missing");
+    assert_eq!(meaning(&missing[0])["header.index"], ["999"]);
+    assert_eq!(meaning(&missing[0])["IfNetnsId"], ["IfNetnsId(3)"]);
+}
 
 // ---------------------------------------------------------------------------------------------
 // What plumb parses
