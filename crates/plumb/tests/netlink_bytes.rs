@@ -29,8 +29,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{
-    AfSpecUnspec, InfoData, InfoPortData, InfoVeth, LinkAttribute, LinkExtentMask, LinkHeader,
-    LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, InfoData, InfoPortData, InfoVeth, LinkAttribute, LinkExtentMask,
+    LinkHeader, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteType};
@@ -1221,11 +1221,11 @@ const WHY_LINK_FAMILY: &str = "`ip link` asks with ifi_family AF_PACKET, plumb w
     check it either); the answers carry AF_UNSPEC whatever was asked";
 
 const WHY_SKIP_STATS: &str = "plumb asks RTEXT_FILTER_SKIP_STATS: the answers leave out \
-    IFLA_STATS and IFLA_STATS64, which plumb never reads and which are most of each answer's \
-    bytes. iproute2 6.1 asks RTEXT_FILTER_VF (SR-IOV virtual-function attributes, sent only for \
-    devices with VFs: none of plumb's kinds has any, and plumb reads none) and gets statistics \
-    it prints only with -s. Both answers parse to the same links \
-    (netlink_link_dump_skipping_stats_parses_to_the_same_links)";
+    statistics plumb never reads (on Linux 6.18 IPv6's per device only; from 6.19 on also \
+    IFLA_STATS and IFLA_STATS64: see SKIPPED_STATISTICS). iproute2 6.1 asks RTEXT_FILTER_VF \
+    (SR-IOV virtual-function attributes, sent only for devices with VFs: none of plumb's kinds \
+    has any, and plumb reads none) and gets statistics it prints only with -s. Both answers \
+    parse to the same links (netlink_link_dump_skipping_stats_parses_to_the_same_links)";
 
 const WHY_GET_BY_NAME: &str = "`ip link show dev lo` names the interface (index 0 and \
     IFLA_IFNAME \"lo\"), in both of its requests; plumb's link::get asks for an index. The kernel \
@@ -1694,47 +1694,72 @@ fn netlink_route_parse_drops_other_tables_and_non_unicast() {
     );
 }
 
-/// Every message of every captured dump, re-emitted with netlink-packet-route, gives the
-/// kernel's bytes back and parses the same, for plumb too.
-#[test]
-fn netlink_dump_messages_reemit_byte_for_byte_and_parse_the_same() {
+/// Every message of a captured fixture, re-emitted with netlink-packet-route, gives the
+/// kernel's bytes back and parses the same, for plumb too; returns how many there were.
+fn assert_reemits(rel: &str) -> usize {
     let mut n = 0;
-    for rel in ["dumps/link.hex", "dumps/addr.hex", "dumps/route.hex"] {
-        for d in load_hex(rel) {
-            for (_, _, bytes) in messages(&d) {
-                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
-                    .unwrap_or_else(|e| panic!("{rel}: {e}"));
-                let mut out = vec![0; m.buffer_len()];
-                m.serialize(&mut out);
-                assert!(
-                    out == bytes,
-                    "{rel}: re-emitted differently\nkernel:\n{}\nemitted:\n{}",
-                    hex(bytes),
-                    hex(&out)
-                );
-                let again = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&out)
-                    .expect("re-emitted bytes parse");
-                assert_eq!(again, m, "{rel}");
-                match (&m.payload, &again.payload) {
-                    (
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(a)),
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(b)),
-                    ) => assert_eq!(link::parse(a), link::parse(b)),
-                    (
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)),
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(b)),
-                    ) => assert_eq!(addr::parse(a), addr::parse(b)),
-                    (
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(a)),
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(b)),
-                    ) => assert_eq!(route::parse(a), route::parse(b)),
-                    (NetlinkPayload::Done(_), NetlinkPayload::Done(_)) => {}
-                    (other, _) => panic!("{rel}: unexpected {other:?}"),
+    for d in load_hex(rel) {
+        for (_, _, bytes) in messages(&d) {
+            let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                .unwrap_or_else(|e| panic!("{rel}: {e}"));
+            let mut out = vec![0; m.buffer_len()];
+            m.serialize(&mut out);
+            assert!(
+                out == bytes,
+                "{rel}: re-emitted differently\nkernel:\n{}\nemitted:\n{}",
+                hex(bytes),
+                hex(&out)
+            );
+            let again = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&out)
+                .expect("re-emitted bytes parse");
+            assert_eq!(again, m, "{rel}");
+            match (&m.payload, &again.payload) {
+                (
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(a)),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(b)),
+                ) => assert_eq!(link::parse(a), link::parse(b)),
+                (
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(b)),
+                ) => assert_eq!(addr::parse(a), addr::parse(b)),
+                (
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(a)),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(b)),
+                ) => assert_eq!(route::parse(a), route::parse(b)),
+                (
+                    NetlinkPayload::InnerMessage(a @ RouteNetlinkMessage::NewNsId(_)),
+                    NetlinkPayload::InnerMessage(b @ RouteNetlinkMessage::NewNsId(_)),
+                ) => assert_eq!(kept_nsid(a), kept_nsid(b)),
+                (NetlinkPayload::Done(_), NetlinkPayload::Done(_))
+                | (NetlinkPayload::Error(_), NetlinkPayload::Error(_)) => {
+                    assert_eq!(outcome(&out), outcome(bytes), "{rel}")
                 }
-                n += 1;
+                (other, _) => panic!("{rel}: unexpected {other:?}"),
             }
+            n += 1;
         }
     }
+    n
+}
+
+/// What `DumpReader` makes of an NLMSG_DONE or NLMSG_ERROR: complete, or the kernel's
+/// refusal (errno and extended-ack message).
+fn outcome(message: &[u8]) -> Result<bool, (Option<i32>, Option<String>)> {
+    DumpReader::new(seq_of(message))
+        .feed(message)
+        .map_err(|e| match e {
+            NetlinkError::Kernel { errno, ext } => (errno.raw_os_error(), ext),
+            other => panic!("not a kernel answer: {other}"),
+        })
+}
+
+/// Every message of every captured dump re-emits byte for byte and parses the same.
+#[test]
+fn netlink_dump_messages_reemit_byte_for_byte_and_parse_the_same() {
+    let n: usize = ["dumps/link.hex", "dumps/addr.hex", "dumps/route.hex"]
+        .into_iter()
+        .map(assert_reemits)
+        .sum();
     assert_eq!(n, 8 + 1 + 6 + 1 + 25 + 1);
 }
 
@@ -1839,4 +1864,269 @@ fn netlink_dump_refused_reports_einval() {
         }
         other => panic!("not a kernel refusal: {other:?}"),
     }
+}
+
+/// Without `NETLINK_EXT_ACK` the same refused dump ends with an NLMSG_DONE that carries the
+/// errno alone: no `NLM_F_ACK_TLVS`, no message. The flag decides, not the bytes: the refusal
+/// above with its flag cleared reads as no message either.
+#[test]
+fn netlink_dump_refused_without_ext_ack_reports_einval_without_message() {
+    let rel = "dumps/link_filtered_by_index_noext.hex";
+    let blocks = load_hex(rel);
+    assert_eq!(blocks.len(), 1);
+    let d = &blocks[0];
+    let msgs = messages(d);
+    assert_eq!(msgs.len(), 1);
+    assert_eq!((msgs[0].0, msgs[0].1), (NLMSG_DONE, 0x2)); // NLM_F_MULTI only
+    assert_eq!(d.len(), 20, "the header and the errno, nothing after");
+    assert_eq!(seq_of(d), 104);
+    assert_eq!(refusal(d), (libc::EINVAL, None));
+    let mut cleared = load_hex("dumps/link_filtered_by_index.hex").remove(0);
+    let flags = u16::from_ne_bytes([cleared[6], cleared[7]]) & !NLM_F_ACK_TLVS;
+    cleared[6..8].copy_from_slice(&flags.to_ne_bytes());
+    assert_eq!(refusal(&cleared), (libc::EINVAL, None));
+}
+
+// Answers to plumb's reads: a get's link, namespace ids, a targeted get's link, refusals.
+// `NlSocket::get` and `get_many` match answers by sequence number with the same private
+// decoder as `DumpReader` (`ack::decode`), so refusals are read here through `DumpReader`.
+
+/// The kernel's refusal in a datagram, as `DumpReader` (and `NlSocket::get`) reads it.
+fn refusal(datagram: &[u8]) -> (i32, Option<String>) {
+    match DumpReader::new(seq_of(datagram)).feed(datagram) {
+        Err(NetlinkError::Kernel { errno, ext }) => (errno.raw_os_error().expect("an errno"), ext),
+        other => panic!("not a kernel refusal: {other:?}\n{}", hex(datagram)),
+    }
+}
+
+/// The datagrams of an answers fixture, each one message.
+fn answer_datagrams(rel: &str) -> Vec<Vec<u8>> {
+    let blocks = load_hex(rel);
+    for (i, d) in blocks.iter().enumerate() {
+        assert_eq!(
+            messages(d).len(),
+            1,
+            "{rel}: datagram {i} holds one message"
+        );
+    }
+    blocks
+}
+
+/// A get's answer: the object, alone in its datagram, neither `NLM_F_MULTI` nor followed by an
+/// NLMSG_DONE.
+fn answered_link(d: &[u8], seq: u32) -> LinkMessage {
+    let (h, m) = decode(d);
+    assert_eq!((h.sequence_number, h.flags), (seq, 0), "a get's answer");
+    match m {
+        RouteNetlinkMessage::NewLink(l) => l,
+        other => panic!("not a link: {other:?}"),
+    }
+}
+
+/// Which statistics a link answer carries: the device's (`IFLA_STATS`, `IFLA_STATS64`), and
+/// IPv6's per device (`IFLA_INET6_STATS`, `IFLA_INET6_ICMP6STATS` in `IFLA_AF_SPEC`).
+fn statistics(l: &LinkMessage) -> (bool, bool) {
+    let device = l
+        .attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Stats(_) | LinkAttribute::Stats64(_)));
+    let inet6 = l.attributes.iter().any(|a| match a {
+        LinkAttribute::AfSpecUnspec(specs) => specs.iter().any(|s| match s {
+            AfSpecUnspec::Inet6(v) => v
+                .iter()
+                .any(|x| matches!(x, AfSpecInet6::Stats(_) | AfSpecInet6::Icmp6Stats(_))),
+            _ => false,
+        }),
+        _ => false,
+    });
+    (device, inet6)
+}
+
+/// What `RTEXT_FILTER_SKIP_STATS` leaves out on the kernel of the capture (Linux 6.18): IPv6's
+/// per-device statistics (and VFs', which these links have none of); the device's own
+/// `IFLA_STATS` and `IFLA_STATS64` are still sent. Linux leaves those out too only from 6.19
+/// on (commit 105bae321862, "rtnetlink: honor RTEXT_FILTER_SKIP_STATS in IFLA_STATS").
+///
+/// BUG(lead) (documentation only): the doc of link.rs `get_message()` says the mask leaves
+/// statistics out and that they are "most of each answer's bytes"; before Linux 6.19 it leaves
+/// out IPv6's only: 368 bytes of each link's ~1500 here
+/// (netlink_link_dump_skipping_stats_parses_to_the_same_links).
+const SKIPPED_STATISTICS: (bool, bool) = (true, false);
+
+fn loopback(up: bool) -> LinkState {
+    LinkState {
+        index: 1,
+        name: "lo".into(),
+        kind: LinkKind::Loopback,
+        alias: None,
+        mtu: 65536,
+        mac: Some(MacAddr([0; 6])),
+        up,
+        lower_up: up,
+        operstate: if up { "unknown" } else { "down" }.into(),
+        master: None,
+        peer_index: None,
+        peer_netnsid: None,
+        group: 0,
+        isolated: false,
+        stp: None,
+    }
+}
+
+#[test]
+fn netlink_link_get_answer_is_the_link_without_ipv6_statistics() {
+    let d = answer_datagrams("answers/link_get.hex");
+    assert_eq!(d.len(), 1);
+    let l = answered_link(&d[0], 1);
+    assert_eq!(statistics(&l), SKIPPED_STATISTICS);
+    assert_eq!(link::parse(&l), loopback(true));
+}
+
+/// `link::get` turns exactly this refusal into `Ok(None)`.
+#[test]
+fn netlink_link_get_of_missing_index_is_enodev_without_message() {
+    let d = answer_datagrams("answers/link_get_missing.hex");
+    assert_eq!(d.len(), 1);
+    assert_eq!(messages(&d[0])[0].0, NLMSG_ERROR);
+    assert_eq!(messages(&d[0])[0].1, NLM_F_CAPPED);
+    assert_eq!(refusal(&d[0]), (libc::ENODEV, None));
+}
+
+/// What `nsid::ids_of` keeps of an answer: `NETNSA_NSID` when it is an id; the kernel answers
+/// -1 (`NETNSA_NSID_NOT_ASSIGNED`) for a namespace it has no id for.
+fn kept_nsid(m: &RouteNetlinkMessage) -> Option<i32> {
+    match m {
+        RouteNetlinkMessage::NewNsId(n) => n.attributes.iter().find_map(|a| match a {
+            NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// `nsid::ids_of(&[a, b])` after `ip netns set b 3`: a has no id (-1), b has 3. Asking
+/// allocated none (`ip netns list-id` was the same afterwards: sent/nsid_ids.plumb.hex).
+#[test]
+fn netlink_nsid_answers_carry_the_id_or_minus_one() {
+    let d = answer_datagrams("answers/nsid_ids.hex");
+    assert_eq!(d.len(), 2);
+    let mut kept = Vec::new();
+    for (i, (dg, id)) in d.iter().zip([-1, NSID_B]).enumerate() {
+        let (h, m) = decode(dg);
+        assert_eq!(
+            (h.message_type, h.flags),
+            (88, 0),
+            "RTM_NEWNSID, a get's answer"
+        );
+        assert_eq!(h.sequence_number, SEQ + i as u32);
+        let RouteNetlinkMessage::NewNsId(n) = &m else {
+            panic!("not an nsid: {m:?}")
+        };
+        assert_eq!(n.header.family, AddressFamily::Unspec);
+        assert_eq!(n.attributes, [NsidAttribute::Id(id)]);
+        kept.push(kept_nsid(&m));
+    }
+    assert_eq!(kept, [None, Some(NSID_B)]);
+}
+
+/// `nsid::link_in_each(&[3, 99], 1)`: lo of namespace b (down: `ip netns add` leaves it so),
+/// answered with `IFLA_TARGET_NETNSID` 3 first, which `link::parse` passes over.
+#[test]
+fn netlink_link_get_by_nsid_answer_carries_the_nsid_and_parses_as_the_link() {
+    let d = answer_datagrams("answers/nsid_link.hex");
+    assert_eq!(d.len(), 2);
+    let l = answered_link(&d[0], 1);
+    assert_eq!(l.attributes[0], LinkAttribute::IfNetnsId(NSID_B));
+    assert_eq!(statistics(&l), SKIPPED_STATISTICS);
+    assert_eq!(link::parse(&l), loopback(false));
+}
+
+/// An nsid that names no namespace: `EINVAL` (rtnl_get_net_ns_capable), capped, without an
+/// extended-ack message. `nsid::link_in_each` turns only `ENODEV` into `Ok(None)`, so this
+/// stays an error, and `inspect::snapshot` then reads that namespace by entering it.
+#[test]
+fn netlink_link_get_by_unknown_nsid_is_einval_without_message() {
+    let d = answer_datagrams("answers/nsid_link.hex");
+    assert_eq!(seq_of(&d[1]), 2);
+    assert_eq!(messages(&d[1])[0].0, NLMSG_ERROR);
+    assert_eq!(messages(&d[1])[0].1, NLM_F_CAPPED);
+    assert_eq!(refusal(&d[1]), (libc::EINVAL, None));
+}
+
+/// An index the namespace an nsid names does not have: `ENODEV`, which `nsid::link_in_each`
+/// turns into `Ok(None)`.
+#[test]
+fn netlink_link_get_by_nsid_of_missing_index_is_enodev() {
+    let d = answer_datagrams("answers/nsid_link_missing.hex");
+    assert_eq!(d.len(), 1);
+    assert_eq!(messages(&d[0])[0].1, NLM_F_CAPPED);
+    assert_eq!(refusal(&d[0]), (libc::ENODEV, None));
+}
+
+/// The link dump as plumb sends it now (skipping statistics) against the one it sent before,
+/// captured in two runs of capture/rich.sh: the same links, without IPv6's statistics (see
+/// [`SKIPPED_STATISTICS`]), in fewer bytes.
+#[test]
+fn netlink_link_dump_skipping_stats_parses_to_the_same_links() {
+    let now = dump("dumps/link_skip_stats.hex", 1);
+    let before = dump("dumps/link.hex", 100);
+    let parse_all = |msgs: &[RouteNetlinkMessage]| -> Vec<LinkState> {
+        msgs.iter()
+            .map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => link::parse(l),
+                other => panic!("not a link: {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(parse_all(&now), parse_all(&before));
+    let stats = |msgs: &[RouteNetlinkMessage]| -> Vec<(bool, bool)> {
+        msgs.iter()
+            .map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => statistics(l),
+                other => panic!("not a link: {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(stats(&now), [SKIPPED_STATISTICS; 8]);
+    assert_eq!(stats(&before), [(true, true); 8]);
+    // Each link 368 bytes smaller: IFLA_INET6_STATS (4 + 38 u64) and IFLA_INET6_ICMP6STATS
+    // (4 + 7 u64); the dump 12744 bytes before, 9800 now.
+    let sizes = |rel| -> Vec<usize> {
+        load_hex(rel)
+            .iter()
+            .flat_map(|d| {
+                messages(d)
+                    .into_iter()
+                    .map(|m| m.2.len())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (now, before) = (sizes("dumps/link_skip_stats.hex"), sizes("dumps/link.hex"));
+    assert_eq!(now.len(), before.len());
+    for (n, b) in now.iter().zip(&before).take(now.len() - 1) {
+        assert_eq!(b - n, 4 + 38 * 8 + 4 + 7 * 8);
+    }
+    assert_eq!(
+        (now.iter().sum::<usize>(), before.iter().sum::<usize>()),
+        (9800, 12744)
+    );
+}
+
+/// Every answer to plumb's reads (links, namespace ids, refusals) and the link dump skipping
+/// statistics re-emit byte for byte and parse the same.
+#[test]
+fn netlink_read_answers_reemit_byte_for_byte_and_parse_the_same() {
+    let counts: Vec<usize> = [
+        "dumps/link_skip_stats.hex",
+        "answers/link_get.hex",
+        "answers/link_get_missing.hex",
+        "answers/nsid_ids.hex",
+        "answers/nsid_link.hex",
+        "answers/nsid_link_missing.hex",
+    ]
+    .into_iter()
+    .map(assert_reemits)
+    .collect();
+    assert_eq!(counts, [8 + 1, 1, 1, 2, 2, 1]);
 }
