@@ -6,9 +6,15 @@
 //!   means (`*.ip.hex`, captured with strace). Both are decoded with netlink-packet-route and
 //!   compared field by field; every attribute where the two legitimately differ is listed, with
 //!   why, next to the comparison.
-//! - Every kind of kernel reply plumb parses (dumps of links, addresses and routes; acks and
-//!   refusals) is decoded from bytes captured in a sandbox (`fixtures/netlink/dumps`, `acks`)
-//!   through plumb's decoders, every field asserted, then re-emitted and parsed again.
+//! - The same for the reads plumb sends (the link dump, single-object gets, namespace ids,
+//!   gets targeted at another namespace by nsid): their fixtures are plumb's own bytes as its
+//!   read functions sent them (recorded with strace, since the functions need a socket and
+//!   build their messages with private helpers), compared with iproute2's where `ip` sends an
+//!   equivalent.
+//! - Every kind of kernel reply plumb parses (dumps of links, addresses and routes; answers to
+//!   gets, namespace ids; acks and refusals) is decoded from bytes captured in a sandbox
+//!   (`fixtures/netlink/dumps`, `answers`, `acks`) through plumb's decoders, every field
+//!   asserted, then re-emitted and parsed again.
 //!
 //! Nothing here touches the kernel: `fixtures/netlink/capture/README.md` says how the bytes
 //! were captured and how to capture them again.
@@ -19,12 +25,14 @@ use std::path::PathBuf;
 
 use ipnet::IpNet;
 use netlink_packet_core::{
-    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_REQUEST,
+    NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_DUMP, NLM_F_REQUEST,
 };
 use netlink_packet_route::address::AddressAttribute;
 use netlink_packet_route::link::{
-    AfSpecUnspec, InfoData, InfoPortData, InfoVeth, LinkAttribute, LinkHeader, LinkInfo,
+    AfSpecInet6, AfSpecUnspec, InfoData, InfoPortData, InfoVeth, LinkAttribute, LinkExtentMask,
+    LinkHeader, LinkInfo, LinkMessage,
 };
+use netlink_packet_route::nsid::{NsidAttribute, NsidMessage};
 use netlink_packet_route::route::{RouteAttribute, RouteMessage, RouteType};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 use plumb::model::MacAddr;
@@ -131,7 +139,30 @@ fn decode(bytes: &[u8]) -> (NetlinkHeader, RouteNetlinkMessage) {
 /// plumb's requests for a case: encoded, checked against `sent/<case>.plumb.hex` byte for
 /// byte, and returned.
 fn plumb_sent(case: &str, reqs: Vec<Request>) -> Vec<Vec<u8>> {
-    let ours = encode_all(reqs);
+    assert_stored(case, encode_all(reqs))
+}
+
+/// A read encoded as `NlSocket` sends it: `get`/`get_many` with `NLM_F_REQUEST` only (the
+/// answer is the object or a refusal, never an ack), `dump`/`dump_map` with `NLM_F_REQUEST |
+/// NLM_F_DUMP`; sequence numbers from [`SEQ`], port 0.
+fn encode_reads(msgs: Vec<RouteNetlinkMessage>, flags: u16) -> Vec<Vec<u8>> {
+    msgs.into_iter()
+        .enumerate()
+        .map(|(i, msg)| {
+            let mut header = NetlinkHeader::default();
+            header.flags = flags;
+            header.sequence_number = SEQ + i as u32;
+            let mut m = NetlinkMessage::new(header, NetlinkPayload::from(msg));
+            m.finalize();
+            let mut out = vec![0; m.buffer_len()];
+            m.serialize(&mut out);
+            out
+        })
+        .collect()
+}
+
+/// plumb's encoded requests for a case, checked against `sent/<case>.plumb.hex` byte for byte.
+fn assert_stored(case: &str, ours: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
     let stored = load_hex(&format!("sent/{case}.plumb.hex"));
     assert_eq!(
         ours.len(),
@@ -295,9 +326,19 @@ fn meaning(bytes: &[u8]) -> Meaning {
     put(&mut m, "nlmsg_type".into(), h.message_type.to_string());
     put(&mut m, "nlmsg_flags".into(), format!("{:#x}", h.flags));
     match &msg {
-        M::NewLink(l) | M::DelLink(l) => {
+        M::NewLink(l) | M::DelLink(l) | M::GetLink(l) => {
             link_header(&mut m, "", &l.header);
             link_attrs(&mut m, "", &l.attributes);
+        }
+        M::GetNsId(n) => {
+            put(
+                &mut m,
+                "header.family".into(),
+                format!("{:?}", n.header.family),
+            );
+            for x in &n.attributes {
+                leaf(&mut m, "", x);
+            }
         }
         M::NewAddress(a) | M::DelAddress(a) => {
             let h = &a.header;
@@ -720,9 +761,12 @@ fn stored_cases() -> Vec<String> {
 #[test]
 fn netlink_requests_every_case_encodes_as_stored() {
     let cases = stored_cases();
-    assert_eq!(cases.len(), 48, "a case was added or lost: {cases:?}");
+    assert_eq!(cases.len(), 54, "a case was added or lost: {cases:?}");
     for case in &cases {
-        plumb_sent(case, requests(case));
+        match read_requests(case) {
+            Some(ours) => assert_stored(case, ours),
+            None => plumb_sent(case, requests(case)),
+        };
     }
 }
 
@@ -1108,6 +1152,226 @@ matches_iproute2!(
 );
 
 // ---------------------------------------------------------------------------------------------
+// What plumb reads: the link dump, single-object gets, namespace ids, targeted gets
+
+/// The nsid the capture gave namespace b (`ip netns set b 3`), and one no namespace has.
+const NSID_B: i32 = 3;
+const NSID_NONE: i32 = 99;
+
+/// A link request as `link.rs`'s private `get_message()` builds it for `link::dump` and
+/// `link::get`: a default header (but the index) and `IFLA_EXT_MASK` with
+/// `RTEXT_FILTER_SKIP_STATS`.
+fn link_read(index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    RouteNetlinkMessage::GetLink(m)
+}
+
+/// `nsid::ids_of`'s request for one namespace fd: `RTM_GETNSID` with `NETNSA_FD`.
+fn nsid_by_fd(fd: i32) -> RouteNetlinkMessage {
+    let mut m = NsidMessage::default();
+    m.attributes.push(NsidAttribute::Fd(fd as u32));
+    RouteNetlinkMessage::GetNsId(m)
+}
+
+/// `nsid::link_in_each`'s request for interface `index` of namespace `nsid`:
+/// `IFLA_IF_NETNSID` (the kernel's `IFLA_TARGET_NETNSID`), then the skip-stats mask.
+fn link_in_nsid(nsid: i32, index: u32) -> RouteNetlinkMessage {
+    let mut m = LinkMessage::default();
+    m.header.index = index;
+    m.attributes.push(LinkAttribute::IfNetnsId(nsid));
+    m.attributes
+        .push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
+    RouteNetlinkMessage::GetLink(m)
+}
+
+/// plumb's reads of `fixtures/netlink/sent`, by case, encoded as `NlSocket` sends them; `None`
+/// for a change request (see [`requests`]).
+///
+/// plumb's read functions take a socket and build their messages with private helpers, so the
+/// messages are written out here as the source builds them; the fixtures hold the bytes plumb's
+/// own functions sent (`nlcap read CASE` under strace, capture/read.sh). That the two agree is
+/// what this checks: a change of plumb's read requests shows when the fixtures are captured
+/// again, not before.
+fn read_requests(case: &str) -> Option<Vec<Vec<u8>>> {
+    let get = |msgs| encode_reads(msgs, NLM_F_REQUEST);
+    Some(match case {
+        "link_dump" => encode_reads(vec![link_read(0)], NLM_F_REQUEST | NLM_F_DUMP),
+        "link_get" => get(vec![link_read(1)]),
+        "link_get_missing" => get(vec![link_read(999)]),
+        "nsid_ids" => get(vec![nsid_by_fd(NSA), nsid_by_fd(NSB)]),
+        "nsid_link" => get(vec![link_in_nsid(NSID_B, 1), link_in_nsid(NSID_NONE, 1)]),
+        "nsid_link_missing" => get(vec![link_in_nsid(NSID_B, 999)]),
+        _ => return None,
+    })
+}
+
+fn plumb_read_sent(case: &str) -> Vec<Vec<u8>> {
+    assert_stored(
+        case,
+        read_requests(case).unwrap_or_else(|| panic!("{case} is no read")),
+    )
+}
+
+const WHY_LINK_FAMILY: &str = "`ip link` asks with ifi_family AF_PACKET, plumb with AF_UNSPEC. \
+    Only PF_UNSPEC registers RTM_GETLINK, so rtnetlink_rcv_msg falls back to it for any family, \
+    and neither rtnl_getlink nor rtnl_dump_ifinfo reads ifi_family (strict checking does not \
+    check it either); the answers carry AF_UNSPEC whatever was asked";
+
+const WHY_SKIP_STATS: &str = "plumb asks RTEXT_FILTER_SKIP_STATS: the answers leave out \
+    statistics plumb never reads (on Linux 6.18 IPv6's per device only; from 6.19 on also \
+    IFLA_STATS and IFLA_STATS64: see SKIPPED_STATISTICS). iproute2 6.1 asks RTEXT_FILTER_VF \
+    (SR-IOV virtual-function attributes, sent only for devices with VFs: none of plumb's kinds \
+    has any, and plumb reads none) and gets statistics it prints only with -s. Both answers \
+    parse to the same links (netlink_link_dump_skipping_stats_parses_to_the_same_links)";
+
+const WHY_GET_BY_NAME: &str = "`ip link show dev lo` names the interface (index 0 and \
+    IFLA_IFNAME \"lo\"), in both of its requests; plumb's link::get asks for an index. The kernel \
+    looks an interface up by IFLA_IFNAME when the index is 0; both answers describe lo, index 1";
+
+const WHY_NSID_FD: &str = "an fd number is the sender's own: `ip netns list` opens each \
+    /run/netns/X as its next free fd (6, closed after each request), plumb's caller had a and b \
+    open as 7 and 8; the kernel resolves the fd to the namespace it names";
+
+/// `link::dump` against `ip link show` (captured in the state of capture/rich.sh). iproute2
+/// also sent two `RTM_GETNSID`s by fd: the peer of `vx` is in namespace b (nsid 0), and `ip`
+/// looks for the name of the namespace that nsid belongs to, which is `nsid::ids_of`'s request.
+#[test]
+fn netlink_link_dump_request_matches_iproute2_ip_link_show() {
+    let ours = plumb_read_sent("link_dump");
+    let theirs = ip_sent("link_dump");
+    assert_eq!((ours.len(), theirs.len()), (1, 3));
+    assert_same_meaning(
+        "link_dump",
+        &ours[0],
+        &theirs[0],
+        &[
+            differs("header.family", WHY_LINK_FAMILY),
+            differs("ExtMask", WHY_SKIP_STATS),
+        ],
+    );
+    let (p, i) = (meaning(&ours[0]), meaning(&theirs[0]));
+    assert_eq!(
+        p["nlmsg_flags"],
+        [format!("{:#x}", NLM_F_REQUEST | NLM_F_DUMP)]
+    );
+    assert_eq!(p["ExtMask"], ["ExtMask([SkipStats])"]);
+    assert_eq!(i["ExtMask"], ["ExtMask([Vf])"]);
+    let nsid = encode_reads(vec![nsid_by_fd(6)], NLM_F_REQUEST);
+    for (k, other) in theirs[1..].iter().enumerate() {
+        assert_same_meaning(
+            &format!("link_dump, ip's GETNSID {k}"),
+            &nsid[0],
+            other,
+            &[],
+        );
+    }
+}
+
+/// `link::get(sock, 1)` against `ip link show dev lo`, which sends two requests, both by name:
+/// the first resolves the name (iproute2's ll_link_get, which skips statistics too), the
+/// second reads the link it prints. plumb's request means what the first does but for the
+/// name, and what the second does but for the name, the family and the mask.
+#[test]
+fn netlink_link_get_request_matches_iproute2_ip_link_show_dev() {
+    let ours = plumb_read_sent("link_get");
+    let theirs = ip_sent("link_get");
+    assert_eq!((ours.len(), theirs.len()), (1, 2));
+    const WHY_VF: &str = "iproute2 also asks RTEXT_FILTER_VF (SR-IOV virtual-function \
+        attributes, which lo, veths and bridges do not have, and plumb does not read)";
+    let by_name = [
+        differs("header.index", WHY_GET_BY_NAME),
+        ip_only("IfName", WHY_GET_BY_NAME),
+    ];
+    let first = [by_name[0], by_name[1], differs("ExtMask", WHY_VF)];
+    assert_same_meaning("link_get, ip's first", &ours[0], &theirs[0], &first);
+    let second = [
+        by_name[0],
+        by_name[1],
+        differs("header.family", WHY_LINK_FAMILY),
+        differs("ExtMask", WHY_SKIP_STATS),
+    ];
+    assert_same_meaning("link_get, ip's second", &ours[0], &theirs[1], &second);
+    let (p, i0) = (meaning(&ours[0]), meaning(&theirs[0]));
+    assert_eq!(
+        p["nlmsg_flags"],
+        ["0x1"],
+        "NLM_F_REQUEST only, as NlSocket::get sends it"
+    );
+    assert_eq!(p["header.index"], ["1"]);
+    assert_eq!(i0["ExtMask"], ["ExtMask([Vf, SkipStats])"]);
+}
+
+/// `nsid::ids_of(&[a, b])` against `ip netns list`, which asks for each namespace's nsid by fd
+/// (twice: once to build its map of names, once to print). The requests are the same but for
+/// the fd numbers; plumb pipelines its two in one send.
+#[test]
+fn netlink_nsid_by_fd_matches_iproute2_ip_netns_list() {
+    let ours = plumb_read_sent("nsid_ids");
+    let theirs = ip_sent("nsid_ids");
+    assert_eq!((ours.len(), theirs.len()), (2, 4));
+    for (k, o) in ours.iter().enumerate() {
+        for (j, t) in theirs.iter().enumerate() {
+            assert_same_meaning(
+                &format!("nsid_ids, plumb's {k}, ip's {j}"),
+                o,
+                t,
+                &[differs("Fd", WHY_NSID_FD)],
+            );
+        }
+    }
+    let m = |b: &[u8]| meaning(b)["Fd"].clone();
+    assert_eq!(
+        (m(&ours[0]), m(&ours[1])),
+        (vec!["Fd(7)".to_string()], vec!["Fd(8)".to_string()])
+    );
+    assert!(theirs.iter().all(|t| m(t) == ["Fd(6)"]));
+    // struct rtgenmsg is one byte; both pad it to four before NETNSA_FD.
+    assert_eq!(ours[0].len(), theirs[0].len());
+    assert_eq!(ours[0][16..20], theirs[0][16..20]);
+    assert_eq!(meaning(&ours[0])["nlmsg_flags"], ["0x1"]);
+}
+
+/// `IFLA_TARGET_NETNSID` in the uapi header; netlink-packet-route calls it `IfNetnsId`.
+const IFLA_TARGET_NETNSID: u16 = 46;
+/// `IFLA_EXT_MASK` and `RTEXT_FILTER_SKIP_STATS` from `include/uapi/linux/if_link.h` and
+/// `rtnetlink.h`.
+const IFLA_EXT_MASK: u16 = 29;
+const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
+
+/// `nsid::link_in_each`: `RTM_GETLINK` for one index of the namespace an nsid names. iproute2
+/// 6.1 never sends `IFLA_TARGET_NETNSID` (`ip -n NS` enters the namespace instead; later
+/// versions send it only to resolve a lower device's name for `ip link add … link-netns`), so
+/// there is nothing to compare with: plumb's bytes, attribute by attribute. They are exactly
+/// what the kernel's strict check of a link get allows (a zero header but the index;
+/// IFLA_IFNAME, IFLA_ALT_IFNAME, IFLA_EXT_MASK, IFLA_TARGET_NETNSID), and it answered the
+/// first (answers/nsid_link.hex).
+#[test]
+fn netlink_link_get_by_nsid_sends_target_netnsid_and_skip_stats() {
+    let ours = plumb_read_sent("nsid_link");
+    assert_eq!(ours.len(), 2);
+    for (msg, nsid) in ours.iter().zip([NSID_B, NSID_NONE]) {
+        assert_eq!(msg[4..8], [18, 0, 1, 0], "RTM_GETLINK, NLM_F_REQUEST only");
+        let (hdr, attrs) = ifinfo(msg);
+        let mut zero_but_index = [0u8; 16];
+        zero_but_index[4..8].copy_from_slice(&1u32.to_ne_bytes());
+        assert_eq!(hdr, zero_but_index, "ifinfomsg: index 1, the rest 0");
+        assert_eq!(
+            attrs,
+            vec![
+                (IFLA_TARGET_NETNSID, &nsid.to_ne_bytes()[..]),
+                (IFLA_EXT_MASK, &RTEXT_FILTER_SKIP_STATS.to_ne_bytes()[..]),
+            ]
+        );
+    }
+    let missing = plumb_read_sent("nsid_link_missing");
+    assert_eq!(meaning(&missing[0])["header.index"], ["999"]);
+    assert_eq!(meaning(&missing[0])["IfNetnsId"], ["IfNetnsId(3)"]);
+}
+
+// ---------------------------------------------------------------------------------------------
 // What plumb parses
 
 /// `NLM_F_CAPPED` and `NLM_F_ACK_TLVS` from `include/uapi/linux/netlink.h`.
@@ -1430,47 +1694,72 @@ fn netlink_route_parse_drops_other_tables_and_non_unicast() {
     );
 }
 
-/// Every message of every captured dump, re-emitted with netlink-packet-route, gives the
-/// kernel's bytes back and parses the same, for plumb too.
-#[test]
-fn netlink_dump_messages_reemit_byte_for_byte_and_parse_the_same() {
+/// Every message of a captured fixture, re-emitted with netlink-packet-route, gives the
+/// kernel's bytes back and parses the same, for plumb too; returns how many there were.
+fn assert_reemits(rel: &str) -> usize {
     let mut n = 0;
-    for rel in ["dumps/link.hex", "dumps/addr.hex", "dumps/route.hex"] {
-        for d in load_hex(rel) {
-            for (_, _, bytes) in messages(&d) {
-                let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
-                    .unwrap_or_else(|e| panic!("{rel}: {e}"));
-                let mut out = vec![0; m.buffer_len()];
-                m.serialize(&mut out);
-                assert!(
-                    out == bytes,
-                    "{rel}: re-emitted differently\nkernel:\n{}\nemitted:\n{}",
-                    hex(bytes),
-                    hex(&out)
-                );
-                let again = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&out)
-                    .expect("re-emitted bytes parse");
-                assert_eq!(again, m, "{rel}");
-                match (&m.payload, &again.payload) {
-                    (
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(a)),
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(b)),
-                    ) => assert_eq!(link::parse(a), link::parse(b)),
-                    (
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)),
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(b)),
-                    ) => assert_eq!(addr::parse(a), addr::parse(b)),
-                    (
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(a)),
-                        NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(b)),
-                    ) => assert_eq!(route::parse(a), route::parse(b)),
-                    (NetlinkPayload::Done(_), NetlinkPayload::Done(_)) => {}
-                    (other, _) => panic!("{rel}: unexpected {other:?}"),
+    for d in load_hex(rel) {
+        for (_, _, bytes) in messages(&d) {
+            let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
+                .unwrap_or_else(|e| panic!("{rel}: {e}"));
+            let mut out = vec![0; m.buffer_len()];
+            m.serialize(&mut out);
+            assert!(
+                out == bytes,
+                "{rel}: re-emitted differently\nkernel:\n{}\nemitted:\n{}",
+                hex(bytes),
+                hex(&out)
+            );
+            let again = NetlinkMessage::<RouteNetlinkMessage>::deserialize(&out)
+                .expect("re-emitted bytes parse");
+            assert_eq!(again, m, "{rel}");
+            match (&m.payload, &again.payload) {
+                (
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(a)),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(b)),
+                ) => assert_eq!(link::parse(a), link::parse(b)),
+                (
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(a)),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewAddress(b)),
+                ) => assert_eq!(addr::parse(a), addr::parse(b)),
+                (
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(a)),
+                    NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(b)),
+                ) => assert_eq!(route::parse(a), route::parse(b)),
+                (
+                    NetlinkPayload::InnerMessage(a @ RouteNetlinkMessage::NewNsId(_)),
+                    NetlinkPayload::InnerMessage(b @ RouteNetlinkMessage::NewNsId(_)),
+                ) => assert_eq!(kept_nsid(a), kept_nsid(b)),
+                (NetlinkPayload::Done(_), NetlinkPayload::Done(_))
+                | (NetlinkPayload::Error(_), NetlinkPayload::Error(_)) => {
+                    assert_eq!(outcome(&out), outcome(bytes), "{rel}")
                 }
-                n += 1;
+                (other, _) => panic!("{rel}: unexpected {other:?}"),
             }
+            n += 1;
         }
     }
+    n
+}
+
+/// What `DumpReader` makes of an NLMSG_DONE or NLMSG_ERROR: complete, or the kernel's
+/// refusal (errno and extended-ack message).
+fn outcome(message: &[u8]) -> Result<bool, (Option<i32>, Option<String>)> {
+    DumpReader::new(seq_of(message))
+        .feed(message)
+        .map_err(|e| match e {
+            NetlinkError::Kernel { errno, ext } => (errno.raw_os_error(), ext),
+            other => panic!("not a kernel answer: {other}"),
+        })
+}
+
+/// Every message of every captured dump re-emits byte for byte and parses the same.
+#[test]
+fn netlink_dump_messages_reemit_byte_for_byte_and_parse_the_same() {
+    let n: usize = ["dumps/link.hex", "dumps/addr.hex", "dumps/route.hex"]
+        .into_iter()
+        .map(assert_reemits)
+        .sum();
     assert_eq!(n, 8 + 1 + 6 + 1 + 25 + 1);
 }
 
@@ -1575,4 +1864,269 @@ fn netlink_dump_refused_reports_einval() {
         }
         other => panic!("not a kernel refusal: {other:?}"),
     }
+}
+
+/// Without `NETLINK_EXT_ACK` the same refused dump ends with an NLMSG_DONE that carries the
+/// errno alone: no `NLM_F_ACK_TLVS`, no message. The flag decides, not the bytes: the refusal
+/// above with its flag cleared reads as no message either.
+#[test]
+fn netlink_dump_refused_without_ext_ack_reports_einval_without_message() {
+    let rel = "dumps/link_filtered_by_index_noext.hex";
+    let blocks = load_hex(rel);
+    assert_eq!(blocks.len(), 1);
+    let d = &blocks[0];
+    let msgs = messages(d);
+    assert_eq!(msgs.len(), 1);
+    assert_eq!((msgs[0].0, msgs[0].1), (NLMSG_DONE, 0x2)); // NLM_F_MULTI only
+    assert_eq!(d.len(), 20, "the header and the errno, nothing after");
+    assert_eq!(seq_of(d), 104);
+    assert_eq!(refusal(d), (libc::EINVAL, None));
+    let mut cleared = load_hex("dumps/link_filtered_by_index.hex").remove(0);
+    let flags = u16::from_ne_bytes([cleared[6], cleared[7]]) & !NLM_F_ACK_TLVS;
+    cleared[6..8].copy_from_slice(&flags.to_ne_bytes());
+    assert_eq!(refusal(&cleared), (libc::EINVAL, None));
+}
+
+// Answers to plumb's reads: a get's link, namespace ids, a targeted get's link, refusals.
+// `NlSocket::get` and `get_many` match answers by sequence number with the same private
+// decoder as `DumpReader` (`ack::decode`), so refusals are read here through `DumpReader`.
+
+/// The kernel's refusal in a datagram, as `DumpReader` (and `NlSocket::get`) reads it.
+fn refusal(datagram: &[u8]) -> (i32, Option<String>) {
+    match DumpReader::new(seq_of(datagram)).feed(datagram) {
+        Err(NetlinkError::Kernel { errno, ext }) => (errno.raw_os_error().expect("an errno"), ext),
+        other => panic!("not a kernel refusal: {other:?}\n{}", hex(datagram)),
+    }
+}
+
+/// The datagrams of an answers fixture, each one message.
+fn answer_datagrams(rel: &str) -> Vec<Vec<u8>> {
+    let blocks = load_hex(rel);
+    for (i, d) in blocks.iter().enumerate() {
+        assert_eq!(
+            messages(d).len(),
+            1,
+            "{rel}: datagram {i} holds one message"
+        );
+    }
+    blocks
+}
+
+/// A get's answer: the object, alone in its datagram, neither `NLM_F_MULTI` nor followed by an
+/// NLMSG_DONE.
+fn answered_link(d: &[u8], seq: u32) -> LinkMessage {
+    let (h, m) = decode(d);
+    assert_eq!((h.sequence_number, h.flags), (seq, 0), "a get's answer");
+    match m {
+        RouteNetlinkMessage::NewLink(l) => l,
+        other => panic!("not a link: {other:?}"),
+    }
+}
+
+/// Which statistics a link answer carries: the device's (`IFLA_STATS`, `IFLA_STATS64`), and
+/// IPv6's per device (`IFLA_INET6_STATS`, `IFLA_INET6_ICMP6STATS` in `IFLA_AF_SPEC`).
+fn statistics(l: &LinkMessage) -> (bool, bool) {
+    let device = l
+        .attributes
+        .iter()
+        .any(|a| matches!(a, LinkAttribute::Stats(_) | LinkAttribute::Stats64(_)));
+    let inet6 = l.attributes.iter().any(|a| match a {
+        LinkAttribute::AfSpecUnspec(specs) => specs.iter().any(|s| match s {
+            AfSpecUnspec::Inet6(v) => v
+                .iter()
+                .any(|x| matches!(x, AfSpecInet6::Stats(_) | AfSpecInet6::Icmp6Stats(_))),
+            _ => false,
+        }),
+        _ => false,
+    });
+    (device, inet6)
+}
+
+/// What `RTEXT_FILTER_SKIP_STATS` leaves out on the kernel of the capture (Linux 6.18): IPv6's
+/// per-device statistics (and VFs', which these links have none of); the device's own
+/// `IFLA_STATS` and `IFLA_STATS64` are still sent. Linux leaves those out too only from 6.19
+/// on (commit 105bae321862, "rtnetlink: honor RTEXT_FILTER_SKIP_STATS in IFLA_STATS").
+///
+/// BUG(lead) (documentation only): the doc of link.rs `get_message()` says the mask leaves
+/// statistics out and that they are "most of each answer's bytes"; before Linux 6.19 it leaves
+/// out IPv6's only: 368 bytes of each link's ~1500 here
+/// (netlink_link_dump_skipping_stats_parses_to_the_same_links).
+const SKIPPED_STATISTICS: (bool, bool) = (true, false);
+
+fn loopback(up: bool) -> LinkState {
+    LinkState {
+        index: 1,
+        name: "lo".into(),
+        kind: LinkKind::Loopback,
+        alias: None,
+        mtu: 65536,
+        mac: Some(MacAddr([0; 6])),
+        up,
+        lower_up: up,
+        operstate: if up { "unknown" } else { "down" }.into(),
+        master: None,
+        peer_index: None,
+        peer_netnsid: None,
+        group: 0,
+        isolated: false,
+        stp: None,
+    }
+}
+
+#[test]
+fn netlink_link_get_answer_is_the_link_without_ipv6_statistics() {
+    let d = answer_datagrams("answers/link_get.hex");
+    assert_eq!(d.len(), 1);
+    let l = answered_link(&d[0], 1);
+    assert_eq!(statistics(&l), SKIPPED_STATISTICS);
+    assert_eq!(link::parse(&l), loopback(true));
+}
+
+/// `link::get` turns exactly this refusal into `Ok(None)`.
+#[test]
+fn netlink_link_get_of_missing_index_is_enodev_without_message() {
+    let d = answer_datagrams("answers/link_get_missing.hex");
+    assert_eq!(d.len(), 1);
+    assert_eq!(messages(&d[0])[0].0, NLMSG_ERROR);
+    assert_eq!(messages(&d[0])[0].1, NLM_F_CAPPED);
+    assert_eq!(refusal(&d[0]), (libc::ENODEV, None));
+}
+
+/// What `nsid::ids_of` keeps of an answer: `NETNSA_NSID` when it is an id; the kernel answers
+/// -1 (`NETNSA_NSID_NOT_ASSIGNED`) for a namespace it has no id for.
+fn kept_nsid(m: &RouteNetlinkMessage) -> Option<i32> {
+    match m {
+        RouteNetlinkMessage::NewNsId(n) => n.attributes.iter().find_map(|a| match a {
+            NsidAttribute::Id(id) if *id >= 0 => Some(*id),
+            _ => None,
+        }),
+        _ => None,
+    }
+}
+
+/// `nsid::ids_of(&[a, b])` after `ip netns set b 3`: a has no id (-1), b has 3. Asking
+/// allocated none (`ip netns list-id` was the same afterwards: sent/nsid_ids.plumb.hex).
+#[test]
+fn netlink_nsid_answers_carry_the_id_or_minus_one() {
+    let d = answer_datagrams("answers/nsid_ids.hex");
+    assert_eq!(d.len(), 2);
+    let mut kept = Vec::new();
+    for (i, (dg, id)) in d.iter().zip([-1, NSID_B]).enumerate() {
+        let (h, m) = decode(dg);
+        assert_eq!(
+            (h.message_type, h.flags),
+            (88, 0),
+            "RTM_NEWNSID, a get's answer"
+        );
+        assert_eq!(h.sequence_number, SEQ + i as u32);
+        let RouteNetlinkMessage::NewNsId(n) = &m else {
+            panic!("not an nsid: {m:?}")
+        };
+        assert_eq!(n.header.family, AddressFamily::Unspec);
+        assert_eq!(n.attributes, [NsidAttribute::Id(id)]);
+        kept.push(kept_nsid(&m));
+    }
+    assert_eq!(kept, [None, Some(NSID_B)]);
+}
+
+/// `nsid::link_in_each(&[3, 99], 1)`: lo of namespace b (down: `ip netns add` leaves it so),
+/// answered with `IFLA_TARGET_NETNSID` 3 first, which `link::parse` passes over.
+#[test]
+fn netlink_link_get_by_nsid_answer_carries_the_nsid_and_parses_as_the_link() {
+    let d = answer_datagrams("answers/nsid_link.hex");
+    assert_eq!(d.len(), 2);
+    let l = answered_link(&d[0], 1);
+    assert_eq!(l.attributes[0], LinkAttribute::IfNetnsId(NSID_B));
+    assert_eq!(statistics(&l), SKIPPED_STATISTICS);
+    assert_eq!(link::parse(&l), loopback(false));
+}
+
+/// An nsid that names no namespace: `EINVAL` (rtnl_get_net_ns_capable), capped, without an
+/// extended-ack message. `nsid::link_in_each` turns only `ENODEV` into `Ok(None)`, so this
+/// stays an error, and `inspect::snapshot` then reads that namespace by entering it.
+#[test]
+fn netlink_link_get_by_unknown_nsid_is_einval_without_message() {
+    let d = answer_datagrams("answers/nsid_link.hex");
+    assert_eq!(seq_of(&d[1]), 2);
+    assert_eq!(messages(&d[1])[0].0, NLMSG_ERROR);
+    assert_eq!(messages(&d[1])[0].1, NLM_F_CAPPED);
+    assert_eq!(refusal(&d[1]), (libc::EINVAL, None));
+}
+
+/// An index the namespace an nsid names does not have: `ENODEV`, which `nsid::link_in_each`
+/// turns into `Ok(None)`.
+#[test]
+fn netlink_link_get_by_nsid_of_missing_index_is_enodev() {
+    let d = answer_datagrams("answers/nsid_link_missing.hex");
+    assert_eq!(d.len(), 1);
+    assert_eq!(messages(&d[0])[0].1, NLM_F_CAPPED);
+    assert_eq!(refusal(&d[0]), (libc::ENODEV, None));
+}
+
+/// The link dump as plumb sends it now (skipping statistics) against the one it sent before,
+/// captured in two runs of capture/rich.sh: the same links, without IPv6's statistics (see
+/// [`SKIPPED_STATISTICS`]), in fewer bytes.
+#[test]
+fn netlink_link_dump_skipping_stats_parses_to_the_same_links() {
+    let now = dump("dumps/link_skip_stats.hex", 1);
+    let before = dump("dumps/link.hex", 100);
+    let parse_all = |msgs: &[RouteNetlinkMessage]| -> Vec<LinkState> {
+        msgs.iter()
+            .map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => link::parse(l),
+                other => panic!("not a link: {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(parse_all(&now), parse_all(&before));
+    let stats = |msgs: &[RouteNetlinkMessage]| -> Vec<(bool, bool)> {
+        msgs.iter()
+            .map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) => statistics(l),
+                other => panic!("not a link: {other:?}"),
+            })
+            .collect()
+    };
+    assert_eq!(stats(&now), [SKIPPED_STATISTICS; 8]);
+    assert_eq!(stats(&before), [(true, true); 8]);
+    // Each link 368 bytes smaller: IFLA_INET6_STATS (4 + 38 u64) and IFLA_INET6_ICMP6STATS
+    // (4 + 7 u64); the dump 12744 bytes before, 9800 now.
+    let sizes = |rel| -> Vec<usize> {
+        load_hex(rel)
+            .iter()
+            .flat_map(|d| {
+                messages(d)
+                    .into_iter()
+                    .map(|m| m.2.len())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let (now, before) = (sizes("dumps/link_skip_stats.hex"), sizes("dumps/link.hex"));
+    assert_eq!(now.len(), before.len());
+    for (n, b) in now.iter().zip(&before).take(now.len() - 1) {
+        assert_eq!(b - n, 4 + 38 * 8 + 4 + 7 * 8);
+    }
+    assert_eq!(
+        (now.iter().sum::<usize>(), before.iter().sum::<usize>()),
+        (9800, 12744)
+    );
+}
+
+/// Every answer to plumb's reads (links, namespace ids, refusals) and the link dump skipping
+/// statistics re-emit byte for byte and parse the same.
+#[test]
+fn netlink_read_answers_reemit_byte_for_byte_and_parse_the_same() {
+    let counts: Vec<usize> = [
+        "dumps/link_skip_stats.hex",
+        "answers/link_get.hex",
+        "answers/link_get_missing.hex",
+        "answers/nsid_ids.hex",
+        "answers/nsid_link.hex",
+        "answers/nsid_link_missing.hex",
+    ]
+    .into_iter()
+    .map(assert_reemits)
+    .collect();
+    assert_eq!(counts, [8 + 1, 1, 1, 2, 2, 1]);
 }
