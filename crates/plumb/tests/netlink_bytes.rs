@@ -1947,9 +1947,8 @@ fn statistics(l: &LinkMessage) -> (bool, bool) {
 /// `IFLA_STATS` and `IFLA_STATS64` are still sent. Linux leaves those out too only from 6.19
 /// on (commit 105bae321862, "rtnetlink: honor RTEXT_FILTER_SKIP_STATS in IFLA_STATS").
 ///
-/// BUG(lead) (documentation only): the doc of link.rs `get_message()` says the mask leaves
-/// statistics out and that they are "most of each answer's bytes"; before Linux 6.19 it leaves
-/// out IPv6's only: 368 bytes of each link's ~1500 here
+/// What `RTEXT_FILTER_SKIP_STATS` leaves out on this kernel: before Linux 6.19, IPv6's
+/// per-device statistics only (368 bytes of each link's ~1500 here), not the device counters
 /// (netlink_link_dump_skipping_stats_parses_to_the_same_links).
 const SKIPPED_STATISTICS: (bool, bool) = (true, false);
 

@@ -411,7 +411,11 @@ pub fn dry_run_steps(sb: &Sandbox, file: &str) -> Vec<String> {
             steps.push(l.to_string());
         }
     }
-    assert!(heredoc.is_none(), "an unterminated here-document:\n{}", describe(&out));
+    assert!(
+        heredoc.is_none(),
+        "an unterminated here-document:\n{}",
+        describe(&out)
+    );
     assert!(!steps.is_empty(), "{}", describe(&out));
     assert_eq!(
         stdout.lines().last(),

@@ -350,8 +350,9 @@ pub fn get(sock: &mut NlSocket, index: u32) -> Result<Option<LinkState>, Netlink
     }
 }
 
-/// A link request that asks the kernel to leave statistics out (`RTEXT_FILTER_SKIP_STATS`):
-/// plumb never reads them, and they are most of each answer's bytes.
+/// A link request that asks the kernel to leave statistics out (`RTEXT_FILTER_SKIP_STATS`),
+/// which plumb never reads: before Linux 6.19 this drops IPv6's per-device statistics (about
+/// a quarter of each answer's bytes), from 6.19 on the device counters too.
 fn get_message() -> LinkMessage {
     let mut msg = LinkMessage::default();
     msg.attributes
