@@ -60,7 +60,11 @@ fn ip_in(node: &Value) -> String {
 fn ip_commands(step: &Value) -> Vec<String> {
     let s = |k: &str| step[k].as_str().unwrap_or_else(|| panic!("{k}: {step}"));
     match s("op") {
-        "create_ns" => vec![format!("ip netns add {}", s("ns"))],
+        "create_ns" => vec![format!(
+            "ip netns add {} && ip -n {} link set lo up",
+            s("ns"),
+            s("ns")
+        )],
         "set_link" if step["set"] == json!({ "up": true }) => {
             vec![format!(
                 "{} link set {} up",

@@ -117,3 +117,63 @@ fn netlink_pipelined_batch_reports_each_refusal_at_its_place() {
         },
     );
 }
+
+/// A converge deletes what it parked by index, so that it never deletes another interface that
+/// took the name. But a parked interface can vanish on its own before the commit (its veth
+/// peer's namespace was deleted by hand, which the kernel finishes asynchronously), and the
+/// kernel may then give its index to an interface the run just made. The delete must notice
+/// that the index now names another interface and leave it alone.
+#[test]
+fn a_delete_by_index_leaves_an_interface_that_took_the_index_alone() {
+    use plumb::apply::{self, KernelBackend};
+    use plumb::inspect::Snapshot;
+    use plumb::model::names::LabName;
+    use plumb::model::NodeRef;
+    use plumb::netns::Registry;
+    use plumb::plan::{Plan, Step};
+
+    in_fresh_netns(
+        "a_delete_by_index_leaves_an_interface_that_took_the_index_alone",
+        || {
+            let mut sock = NlSocket::open().expect("netlink socket");
+            let index = bridge(&mut sock);
+            let lab = LabName::new("t").unwrap();
+            let mut backend =
+                KernelBackend::new(&lab, Registry::default(), &Snapshot::default()).unwrap();
+            // The plan saw `plp0` at br0's index; br0 must survive.
+            let plan = Plan {
+                steps: vec![Step::DeleteLink {
+                    node: NodeRef::Host,
+                    name: "plp0".into(),
+                    index: Some(index),
+                }],
+                conflicts: Vec::new(),
+            };
+            let failures = apply::run_teardown(&plan, &mut backend);
+            assert!(failures.is_empty(), "{failures:?}");
+            let names: Vec<String> = link::dump(&mut sock)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.name)
+                .collect();
+            assert!(names.contains(&"br0".to_string()), "{names:?}");
+            // With the name it had in the plan, the same delete does delete it.
+            let plan = Plan {
+                steps: vec![Step::DeleteLink {
+                    node: NodeRef::Host,
+                    name: "br0".into(),
+                    index: Some(index),
+                }],
+                conflicts: Vec::new(),
+            };
+            let failures = apply::run_teardown(&plan, &mut backend);
+            assert!(failures.is_empty(), "{failures:?}");
+            let names: Vec<String> = link::dump(&mut sock)
+                .unwrap()
+                .into_iter()
+                .map(|l| l.name)
+                .collect();
+            assert!(!names.contains(&"br0".to_string()), "{names:?}");
+        },
+    );
+}

@@ -111,7 +111,8 @@ impl fmt::Display for Step {
             Step::DelAddr { node, dev, addr } => {
                 write!(f, "{} addr del {addr} dev {dev}", ip(node))
             }
-            Step::CreateNs { ns } => write!(f, "ip netns add {ns}"),
+            // plumb brings `lo` up in every namespace it makes.
+            Step::CreateNs { ns } => write!(f, "ip netns add {ns} && ip -n {ns} link set lo up"),
             Step::Sysctl {
                 node, key, value, ..
             } => f.write_str(&inside(node, &format!("sysctl -w {key}={value}"))),

@@ -376,7 +376,16 @@ impl KernelBackend {
         results
     }
 
-    /// `ip link del` by index (or name), and `ip link del group N`.
+    /// Whether interface `index` in `node` is still called `name` (`ip link show` by index).
+    fn still_named(&mut self, node: &NodeRef, index: u32, name: &str) -> Result<bool, StepError> {
+        let Some(sock) = self.sock(node) else {
+            return Ok(false);
+        };
+        Ok(link::get(sock, index)?.is_some_and(|l| l.name == name))
+    }
+
+    /// `ip link del` by index (or name), and `ip link del group N`. An interface deleted by
+    /// index is first checked to still be the one the plan saw.
     pub(super) fn delete_links(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
         let mut results = ok_results(batch.len());
         let failures = self.open_nodes(batch.iter().filter_map(|s| match s {
@@ -397,7 +406,17 @@ impl KernelBackend {
                         continue;
                     }
                     let t = match index {
-                        Some(x) => Target::Index(*x),
+                        Some(x) => match self.still_named(node, *x, name) {
+                            Ok(true) => Target::Index(*x),
+                            // It is gone already (a namespace deleted by hand takes its veth
+                            // peers along, asynchronously), and the kernel may have given its
+                            // index to a new interface: nothing to delete.
+                            Ok(false) => continue,
+                            Err(e) => {
+                                results[i] = Err(e);
+                                continue;
+                            }
+                        },
                         None => Target::Name(name),
                     };
                     reqs.push((node.clone(), link::delete(t), i));

@@ -32,7 +32,10 @@ fn step_display_renders_valid_ip_commands() {
         dev: dev.map(str::to_string),
     };
     let cases = [
-        (Step::CreateNs { ns: ns("ns1") }, "ip netns add ns1"),
+        (
+            Step::CreateNs { ns: ns("ns1") },
+            "ip netns add ns1 && ip -n ns1 link set lo up",
+        ),
         (Step::DeleteNs { ns: ns("ns1") }, "ip netns del ns1"),
         (
             veth(("ns1", "veth-ns2"), ("ns2", "veth-ns1"), None, None),
