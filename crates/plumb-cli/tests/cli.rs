@@ -3,10 +3,78 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use common::*;
-use plumb_testkit::describe;
+use plumb_testkit::{describe, Sandbox};
+
+/// Two labs whose namespaces carry a `prefix`: each has nodes `web` and `db` on one network.
+fn prefixed_lab(sb: &Sandbox, n: u8) -> String {
+    let file = sb.write_file(
+        &format!("lab{n}.toml"),
+        &format!(
+            "name = \"lab{n}\"\nprefix = \"lab{n}-\"\n\n[networks.br]\nsubnet = \"10.7{n}.0.0/24\"\nmembers = [\"web\", \"db\"]\n"
+        ),
+    );
+    file.to_string_lossy().into_owned()
+}
+
+/// A sandbox with lab1 and lab2 (see [`prefixed_lab`]) up; returns lab1's file too.
+fn two_prefixed_labs() -> (Sandbox, String) {
+    let sb = sandbox();
+    let lab1 = prefixed_lab(&sb, 1);
+    let lab2 = prefixed_lab(&sb, 2);
+    sb.plumb_ok(&["up", &lab1]);
+    sb.plumb_ok(&["up", &lab2]);
+    assert_eq!(
+        sb.netns_list(),
+        ["lab1-db", "lab1-web", "lab2-db", "lab2-web"],
+        "ip netns list"
+    );
+    (sb, lab1)
+}
+
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Asserts that `out` failed with exit 2, printed nothing on stdout and one line on stderr that
+/// is plumb's error, free of Rust debug formatting; returns that line.
+fn one_error_line(out: &Output, what: &str) -> String {
+    assert_exit(out, 2, what);
+    assert!(out.stdout.is_empty(), "{what}\n{}", describe(out));
+    let lines = stderr_lines(out);
+    assert!(
+        lines.len() == 1 && lines[0].starts_with("plumb: "),
+        "{what}: one error line\n{}",
+        describe(out)
+    );
+    for debug in ["Os {", "kind:", "Custom {", "code:", "\\\""] {
+        assert!(
+            !lines[0].contains(debug),
+            "{what}: debug formatting ({debug}) in the error\n{}",
+            describe(out)
+        );
+    }
+    lines[0].clone()
+}
+
+/// The namespace `readlink /proc/self/ns/net` names when run by plumb with `args`.
+fn net_ns_via_plumb(sb: &Sandbox, args: &[&str]) -> String {
+    let out = sb.plumb(args);
+    assert_exit(&out, 0, &format!("plumb {}", args.join(" ")));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The same, through `ip netns exec NAME` (the oracle).
+fn net_ns_via_ip(sb: &Sandbox, name: &str) -> String {
+    sb.run_ok(&["ip", "netns", "exec", name, "readlink", "/proc/self/ns/net"])
+        .trim()
+        .to_string()
+}
 
 #[test]
 fn logs_off_a_terminal_have_no_colour_escapes() {
@@ -109,7 +177,7 @@ fn closed_pipe_on_stdout_exits_zero_quietly() {
 fn exec_command_gets_default_sigpipe() {
     let sb = sandbox();
     sb.plumb_ok(&["up", &example("seed.toml")]);
-    let out = sb.plumb_ok(&["exec", "ns1", "--", "grep", "^SigIgn:", "/proc/self/status"]);
+    let out = sb.plumb_ok(&["exec", "ns1", "grep", "^SigIgn:", "/proc/self/status"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let mask = stdout
         .trim()
@@ -122,6 +190,158 @@ fn exec_command_gets_default_sigpipe() {
         mask & (1 << 12),
         0,
         "the command plumb exec runs ignores SIGPIPE\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn exec_without_double_dash_passes_options_to_the_command() {
+    let sb = sandbox();
+    sb.plumb_ok(&["up", &example("seed.toml")]);
+    let oracle = sb.link_names(Some("ns1"));
+    for args in [
+        &["exec", "ns1", "ip", "-j", "link"][..],
+        &["exec", "ns1", "--", "ip", "-j", "link"],
+    ] {
+        let out = sb.plumb(args);
+        assert_exit(&out, 0, &args.join(" "));
+        let links = stdout_json(&out);
+        let mut names: Vec<String> = links
+            .as_array()
+            .unwrap_or_else(|| panic!("ip -j link is not an array: {links}"))
+            .iter()
+            .map(|l| l["ifname"].as_str().expect("ifname").to_string())
+            .collect();
+        names.sort();
+        assert_eq!(names, oracle, "plumb {}", args.join(" "));
+    }
+    // A `--` after the command's name is the command's.
+    let out = sb.plumb(&[
+        "exec",
+        "ns1",
+        "sh",
+        "-c",
+        "for a; do echo \"[$a]\"; done",
+        "sh",
+        "--",
+        "-x",
+    ]);
+    assert_exit(&out, 0, "exec with -- among the command's arguments");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[--]\n[-x]\n");
+}
+
+#[test]
+fn exec_lab_colon_node_finds_a_prefixed_namespace() {
+    let (sb, _) = two_prefixed_labs();
+    for (arg, ns) in [("lab1:web", "lab1-web"), ("lab2:db", "lab2-db")] {
+        assert_eq!(
+            net_ns_via_plumb(&sb, &["exec", arg, "readlink", "/proc/self/ns/net"]),
+            net_ns_via_ip(&sb, ns),
+            "plumb exec {arg} is not in {ns}"
+        );
+    }
+    // A name in /run/netns still works, and a namespace literally named `lab1:web` wins.
+    assert_eq!(
+        net_ns_via_plumb(&sb, &["exec", "lab1-web", "readlink", "/proc/self/ns/net"]),
+        net_ns_via_ip(&sb, "lab1-web")
+    );
+    sb.run_ok(&["ip", "netns", "add", "lab1:web"]);
+    let literal = net_ns_via_ip(&sb, "lab1:web");
+    assert_ne!(literal, net_ns_via_ip(&sb, "lab1-web"));
+    assert_eq!(
+        net_ns_via_plumb(&sb, &["exec", "lab1:web", "readlink", "/proc/self/ns/net"]),
+        literal,
+        "the namespace named lab1:web does not win over lab1's node web"
+    );
+}
+
+#[test]
+fn exec_unknown_names_are_errors_with_the_labs_nodes_as_hints() {
+    let (sb, _) = two_prefixed_labs();
+    let line = one_error_line(
+        &sb.plumb(&["exec", "web", "--", "true"]),
+        "exec of a node name that is no namespace",
+    );
+    assert!(
+        line.contains("there is no network namespace `web`")
+            && line.contains("/run/netns/web")
+            && line.contains("(os error 2)")
+            && line.contains("lab1:web, lab2:web"),
+        "{line}"
+    );
+    // No node of that name anywhere: the nodes present.
+    let line = one_error_line(
+        &sb.plumb(&["exec", "cache", "true"]),
+        "exec of a name no lab has",
+    );
+    assert!(
+        line.contains("lab1:db, lab1:web, lab2:db, lab2:web"),
+        "{line}"
+    );
+    let line = one_error_line(
+        &sb.plumb(&["exec", "lab1:cache", "true"]),
+        "exec of a node lab1 does not have",
+    );
+    assert_eq!(
+        line,
+        "plumb: lab `lab1` has no node `cache` (its nodes: db, web)"
+    );
+    let line = one_error_line(
+        &sb.plumb(&["exec", "lab9:web", "true"]),
+        "exec of a lab that is not here",
+    );
+    assert_eq!(
+        line,
+        "plumb: there is no lab `lab9` on this machine (labs here: lab1, lab2)"
+    );
+}
+
+#[test]
+fn exec_paths_that_are_no_network_namespace_are_clear_errors() {
+    let sb = sandbox();
+    let missing = format!("{}/notans", sb.dir().display());
+    let line = one_error_line(
+        &sb.plumb(&["exec", &missing, "--", "true"]),
+        "exec of a path that does not exist",
+    );
+    assert_eq!(
+        line,
+        format!("plumb: `{missing}` does not exist: No such file or directory (os error 2)")
+    );
+    let plain = sb.write_file("plain", "not a namespace\n");
+    let plain = plain.to_string_lossy();
+    let line = one_error_line(
+        &sb.plumb(&["exec", &plain, "--", "true"]),
+        "exec of a plain file",
+    );
+    assert!(
+        line.starts_with(&format!("plumb: `{plain}` is not a network namespace: ")),
+        "{line}"
+    );
+    // A namespace file of another kind: the kernel's refusal, with its errno.
+    let line = one_error_line(
+        &sb.plumb(&["exec", "/proc/self/ns/mnt", "true"]),
+        "exec of a mount namespace",
+    );
+    assert_eq!(
+        line,
+        "plumb: `/proc/self/ns/mnt` is a namespace, but not a network namespace: Invalid argument (os error 22)"
+    );
+    // pid:PID: the shell's own namespace, the sandbox's.
+    let out = sb.run(&[
+        "sh",
+        "-c",
+        &format!(
+            "'{}' exec pid:$$ readlink /proc/self/ns/net && readlink /proc/self/ns/net",
+            env!("CARGO_BIN_EXE_plumb")
+        ),
+    ]);
+    assert_exit(&out, 0, "plumb exec pid:$$");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines.len() == 2 && lines[0] == lines[1] && lines[0].starts_with("net:["),
+        "{}",
         describe(&out)
     );
 }
