@@ -345,3 +345,88 @@ fn exec_paths_that_are_no_network_namespace_are_clear_errors() {
         describe(&out)
     );
 }
+
+/// `FROM -> TO (ADDRESS): reply in RTT ms`, split; panics unless it has that shape.
+fn ping_reply(out: &Output) -> (String, String, String) {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "plumb ping prints one line\n{}",
+        describe(out)
+    );
+    let (head, verdict) = lines[0]
+        .split_once(": ")
+        .unwrap_or_else(|| panic!("no `: ` in {}", lines[0]));
+    let (route, addr) = head
+        .strip_suffix(')')
+        .and_then(|h| h.split_once(" ("))
+        .unwrap_or_else(|| panic!("no (ADDRESS) in {head}"));
+    let rtt = verdict
+        .strip_prefix("reply in ")
+        .and_then(|v| v.strip_suffix(" ms"))
+        .unwrap_or_else(|| panic!("not a reply: {verdict}"));
+    let value: f64 = rtt
+        .parse()
+        .unwrap_or_else(|_| panic!("round-trip time {rtt} is not a number"));
+    let decimals = rtt.split_once('.').map_or(0, |(_, d)| d.len());
+    let expected = if value < 1.0 {
+        3
+    } else if value < 10.0 {
+        2
+    } else {
+        0
+    };
+    assert_eq!(decimals, expected, "decimals of {rtt} ms");
+    // A round trip through two veths is never 0 (printed: 0.000) however fast the machine.
+    assert!(value > 0.0, "round-trip time {rtt} ms");
+    (route.to_string(), addr.to_string(), rtt.to_string())
+}
+
+#[test]
+fn ping_prefixed_lab_takes_the_names_its_file_writes() {
+    let (sb, lab1) = two_prefixed_labs();
+    let db = sb.ipv4_addrs(Some("lab1-db"), "eth0");
+    assert_eq!(db.len(), 1, "lab1-db's eth0: {db:?}");
+    let db = db[0].split('/').next().expect("address").to_string();
+    for args in [
+        &["ping", lab1.as_str(), "web", "db"][..],
+        &["ping", "lab1", "web", "db"],
+        &["ping", "lab1:web", "db"],
+        &["ping", "lab1:web", "lab1:db"],
+    ] {
+        let out = sb.plumb(args);
+        assert_exit(&out, 0, &args.join(" "));
+        let (route, addr, _) = ping_reply(&out);
+        assert_eq!(route, "web -> db", "{}", args.join(" "));
+        assert_eq!(addr, db, "{}", args.join(" "));
+    }
+    // iputils agrees.
+    sb.ping_ok(Some("lab1-web"), &db);
+    let line = one_error_line(
+        &sb.plumb(&["ping", "lab1:web", "lab2:db"]),
+        "ping across two labs",
+    );
+    assert!(line.contains("`lab2:db` is a node of lab `lab2`"), "{line}");
+    let line = one_error_line(
+        &sb.plumb(&["ping", "lab1", "web", "cache"]),
+        "ping of a node the lab does not have",
+    );
+    assert_eq!(line, "plumb: lab lab1 has no node `cache`");
+}
+
+#[test]
+fn ping_of_a_lab_that_is_not_here_is_an_error_naming_it() {
+    let (sb, _) = two_prefixed_labs();
+    for args in [
+        &["ping", "nosuchlab", "web", "db"][..],
+        &["ping", "nosuchlab:web", "db"],
+    ] {
+        let line = one_error_line(&sb.plumb(args), &args.join(" "));
+        assert_eq!(
+            line,
+            "plumb: there is no lab `nosuchlab` on this machine (labs here: lab1, lab2)"
+        );
+    }
+}
