@@ -430,3 +430,82 @@ fn ping_of_a_lab_that_is_not_here_is_an_error_naming_it() {
         );
     }
 }
+
+#[test]
+fn down_file_that_does_not_load_shows_diagnostics_and_suggests_down_lab() {
+    let (sb, _) = two_prefixed_labs();
+    // Valid TOML, invalid topology: the lab's name can be read.
+    let bad = sb.write_file(
+        "bad.toml",
+        "name = \"lab1\"\nprefix = \"lab1-\"\n\n[nodes.web.interfaces.eth-much-too-long-for-linux]\n",
+    );
+    let bad = bad.to_string_lossy().into_owned();
+    let out = sb.plumb(&["down", &bad]);
+    assert_exit(&out, 2, "down of a file that does not load");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let diags = diagnostics(&stderr, &bad);
+    assert!(
+        diags
+            .iter()
+            .any(|(line, _, m)| *line == 4 && m.contains("15")),
+        "the file's diagnostics\n{}",
+        describe(&out)
+    );
+    assert!(
+        stderr.contains("`plumb down lab1`"),
+        "no suggestion to remove the lab by name\n{}",
+        describe(&out)
+    );
+    // Nothing was removed.
+    assert_eq!(ls_names(&sb), ["lab1", "lab2"]);
+    // Broken TOML: the generic form.
+    let broken = sb.write_file("broken.toml", "name = \"lab1\n[[[\n");
+    let broken = broken.to_string_lossy().into_owned();
+    let out = sb.plumb(&["down", &broken]);
+    assert_exit(&out, 2, "down of a file that is not TOML");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !diagnostics(&stderr, &broken).is_empty() && stderr.contains("`plumb down LAB`"),
+        "{}",
+        describe(&out)
+    );
+    assert_eq!(ls_names(&sb), ["lab1", "lab2"]);
+}
+
+#[test]
+fn down_missing_file_says_the_file_does_not_exist() {
+    let sb = sandbox();
+    let missing = format!("{}/missing.toml", sb.dir().display());
+    for target in [missing.as_str(), "missing.json", "./missing"] {
+        let line = one_error_line(&sb.plumb(&["down", target]), &format!("down {target}"));
+        assert_eq!(
+            line,
+            format!("plumb: `{target}` is neither a topology file nor a lab name: the file does not exist (os error 2)")
+        );
+    }
+    assert_eq!(sb.plumb_state_files(), Vec::<String>::new());
+}
+
+#[test]
+fn down_of_an_absent_lab_leaves_no_lock_file() {
+    let sb = sandbox();
+    let out = sb.plumb(&["down", "nosuchlab"]);
+    assert_exit(&out, 0, "down of a lab that is not here");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "lab nosuchlab: nothing to remove\n"
+    );
+    // The lock was taken (the directory exists) and released with its file.
+    assert!(
+        sb.run(&["test", "-d", "/run/plumb"]).status.success(),
+        "down took no lock"
+    );
+    assert_eq!(
+        sb.plumb_state_files(),
+        Vec::<String>::new(),
+        "files left in /run/plumb (the lab's lock is /run/plumb/nosuchlab.lock)"
+    );
+    sb.plumb_ok(&["up", &example("seed.toml")]);
+    sb.plumb_ok(&["down", "seed"]);
+    assert_eq!(sb.plumb_state_files(), Vec::<String>::new());
+}
