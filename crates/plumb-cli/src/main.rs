@@ -42,6 +42,10 @@ enum Command {
     Check(cmd::check::Args),
     /// Send one ICMP echo from a node of a lab to another node, from inside the first.
     Ping(cmd::ping::Args),
+    /// Print a shell completion script for bash, zsh or fish.
+    Completions(cmd::completions::Args),
+    /// Print plumb's manual page (roff), or write one page per command into a directory.
+    Man(cmd::man::Args),
 }
 
 /// What a command reports back to `main`.
@@ -80,6 +84,8 @@ fn main() -> ExitCode {
         Command::Sandbox(a) => cmd::sandbox::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Ping(a) => cmd::ping::run(a),
+        Command::Completions(a) => cmd::completions::run(a),
+        Command::Man(a) => cmd::man::run(a),
     };
     match r {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,

@@ -155,6 +155,8 @@ fn closed_pipe_on_stdout_exits_zero_quietly() {
         &["show", "star"],
         &["ls"],
         &["ls", "--json"],
+        &["man"],
+        &["completions", "bash"],
     ] {
         let mut cmd = sb.plumb_command(args);
         cmd.stdout(closed_pipe()).stderr(Stdio::piped());
@@ -508,4 +510,163 @@ fn down_of_an_absent_lab_leaves_no_lock_file() {
     sb.plumb_ok(&["up", &example("seed.toml")]);
     sb.plumb_ok(&["down", "seed"]);
     assert_eq!(sb.plumb_state_files(), Vec::<String>::new());
+}
+
+/// The subcommands `plumb --help` lists (but `help`).
+fn subcommands(sb: &Sandbox) -> Vec<String> {
+    let out = sb.plumb_ok(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout).into_owned();
+    let names: Vec<String> = help
+        .lines()
+        .skip_while(|l| l.trim() != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n != "help")
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() >= 11, "subcommands in plumb --help: {names:?}");
+    names
+}
+
+/// Checks that `page` is well-formed man(7) roff and returns its text with escapes resolved:
+/// every control line is a request or macro of the man package, every escape is known.
+fn roff_text(page: &str) -> String {
+    const REQUESTS: &[&str] = &[
+        "TH", "SH", "SS", "TP", "PP", "LP", "P", "IP", "RS", "RE", "B", "I", "BR", "BI", "IB",
+        "IR", "RI", "RB", "br", "sp", "nf", "fi", "ie", "el", "ds", "in", "ti", "ft", "UR", "UE",
+        "EX", "EE", "TQ",
+    ];
+    let mut text = String::new();
+    for (n, line) in page.lines().enumerate() {
+        let n = n + 1;
+        let body = if let Some(control) = line.strip_prefix('.').or(line.strip_prefix('\'')) {
+            let name = control.split_whitespace().next().unwrap_or("");
+            assert!(
+                REQUESTS.contains(&name),
+                "line {n}: unknown request `{name}`: {line}"
+            );
+            control[name.len()..].trim_start()
+        } else {
+            line
+        };
+        let mut chars = body.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                text.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('-') => text.push('-'),
+                Some('\\') | Some('e') => text.push('\\'),
+                Some('&') | Some('c') => {}
+                Some(' ') | Some('~') => text.push(' '),
+                Some('f') => match chars.next() {
+                    Some('B' | 'I' | 'R' | 'P') => {}
+                    other => panic!("line {n}: bad font escape \\f{other:?}: {line}"),
+                },
+                Some('(') => {
+                    let glyph: String = chars.by_ref().take(2).collect();
+                    assert_eq!(glyph.len(), 2, "line {n}: short \\( escape: {line}");
+                    text.push('?');
+                }
+                Some('*') => {
+                    // A string: \*x or \*(xx.
+                    match chars.next() {
+                        Some('(') => {
+                            let name: String = chars.by_ref().take(2).collect();
+                            assert_eq!(name.len(), 2, "line {n}: short \\*( escape: {line}");
+                        }
+                        Some(_) => {}
+                        None => panic!("line {n}: \\* at the end of the line: {line}"),
+                    }
+                    text.push('\'');
+                }
+                Some('n') => {
+                    // A number register: \n(xx (in the `.ie \n(.g` preamble).
+                    if chars.next_if_eq(&'(').is_some() {
+                        let _: String = chars.by_ref().take(2).collect();
+                    } else {
+                        chars.next();
+                    }
+                }
+                other => panic!("line {n}: unknown escape \\{other:?}: {line}"),
+            }
+        }
+        text.push('\n');
+    }
+    text
+}
+
+#[test]
+fn man_page_is_roff_with_th_header_and_every_subcommand() {
+    let sb = sandbox();
+    let subs = subcommands(&sb);
+    let out = sb.plumb_ok(&["man"]);
+    let page = String::from_utf8(out.stdout.clone()).expect("the page is UTF-8");
+    let th = page
+        .lines()
+        .find(|l| l.starts_with(".TH "))
+        .unwrap_or_else(|| panic!("no .TH line\n{page}"));
+    assert!(th.starts_with(".TH PLUMB 1 "), "{th}");
+    let text = roff_text(&page);
+    for s in &subs {
+        assert!(
+            text.contains(&format!("plumb-{s}(1)")),
+            "the page does not mention plumb-{s}(1)\n{page}"
+        );
+    }
+    // One page per command with --out-dir.
+    let dir = format!("{}/man1", sb.dir().display());
+    sb.run_ok(&["mkdir", &dir]);
+    sb.plumb_ok(&["man", "--out-dir", &dir]);
+    for s in std::iter::once("plumb".to_string()).chain(subs.iter().map(|s| format!("plumb-{s}"))) {
+        let page = std::fs::read_to_string(format!("{dir}/{s}.1"))
+            .unwrap_or_else(|e| panic!("no page {s}.1: {e}"));
+        roff_text(&page);
+        assert!(
+            page.contains(&format!(".TH {} 1 ", s.to_uppercase())),
+            "{s}.1 has no .TH {}\n{page}",
+            s.to_uppercase()
+        );
+    }
+}
+
+#[test]
+fn completions_for_each_shell_name_every_subcommand() {
+    let sb = sandbox();
+    let subs = subcommands(&sb);
+    for shell in ["bash", "zsh", "fish"] {
+        let out = sb.plumb_ok(&["completions", shell]);
+        let script = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            script.contains("plumb"),
+            "{shell} completion is empty or not plumb's\n{}",
+            describe(&out)
+        );
+        for s in &subs {
+            assert!(
+                script
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                    .any(|w| w == s),
+                "{shell} completion does not name `{s}`"
+            );
+        }
+        if shell == "bash" {
+            // bash itself parses it.
+            let mut cmd = sb.command(&["bash", "-n"]);
+            cmd.stdin(Stdio::piped());
+            let mut child = cmd
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn bash -n");
+            std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), script.as_bytes())
+                .expect("write the script to bash");
+            let checked = child.wait_with_output().expect("bash -n");
+            assert_exit(&checked, 0, "bash -n on the bash completion");
+        }
+    }
+    let out = sb.plumb(&["completions", "nosuchshell"]);
+    assert_exit(&out, 2, "completions for an unknown shell");
 }
