@@ -5,7 +5,7 @@
 
 mod cmd;
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -14,7 +14,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "plumb",
     version,
-    about = "Linux container networking from kernel primitives: namespaces, veths, bridges, addresses and routes over netlink"
+    about = "Linux container networking from kernel primitives: namespaces, veths, bridges, addresses and routes over netlink",
+    after_help = "Exit codes: 0 ok, 1 a difference was found (a dry run with changes, a failed check, no reply), 2 error. PLUMB_LOG=debug prints what plumb does on stderr; NO_COLOR turns its colours off."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -41,6 +42,10 @@ enum Command {
     Check(cmd::check::Args),
     /// Send one ICMP echo from a node of a lab to another node, from inside the first.
     Ping(cmd::ping::Args),
+    /// Print a shell completion script for bash, zsh or fish.
+    Completions(cmd::completions::Args),
+    /// Print plumb's manual page (roff), or write one page per command into a directory.
+    Man(cmd::man::Args),
 }
 
 /// What a command reports back to `main`.
@@ -53,12 +58,21 @@ pub enum Outcome {
     Code(u8),
 }
 
+/// Colours on stderr only for a person at a terminal, and never when `NO_COLOR` is set
+/// (<https://no-color.org>: any non-empty value).
+fn colours() -> bool {
+    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color && std::io::stderr().is_terminal()
+}
+
 fn main() -> ExitCode {
-    // `exec` and `sandbox` need a single-threaded process: nothing may start threads before them.
+    // `sandbox` needs a single-threaded process (a new user namespace): nothing may start
+    // threads before it.
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("PLUMB_LOG"))
         .with_writer(std::io::stderr)
+        .with_ansi(colours())
         .init();
     let r = match cli.cmd {
         Command::Up(a) => cmd::up::run(a),
@@ -70,6 +84,8 @@ fn main() -> ExitCode {
         Command::Sandbox(a) => cmd::sandbox::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Ping(a) => cmd::ping::run(a),
+        Command::Completions(a) => cmd::completions::run(a),
+        Command::Man(a) => cmd::man::run(a),
     };
     match r {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
@@ -85,10 +101,18 @@ fn main() -> ExitCode {
     }
 }
 
+/// True when the error comes from writing to a closed pipe (`plumb show LAB --json | head -1`):
+/// the reader has what it wanted, so plumb exits 0 quietly. Rust's runtime ignores SIGPIPE, so a
+/// write to a closed pipe fails with `EPIPE` instead of killing plumb; children plumb starts get
+/// the default disposition back (`std::process::Command` restores it before `exec`).
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    use std::io::ErrorKind::BrokenPipe;
     e.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            .is_some_and(|io| io.kind() == BrokenPipe)
+            // serde_json's writer errors wrap the io::Error without exposing it as a source.
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(BrokenPipe))
     })
 }
 

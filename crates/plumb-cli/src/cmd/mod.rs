@@ -1,10 +1,12 @@
 //! One file per subcommand.
 
 pub mod check;
+pub mod completions;
 pub mod down;
 pub mod exec;
 pub mod gc;
 pub mod ls;
+pub mod man;
 pub mod ping;
 pub mod sandbox;
 pub mod show;

@@ -231,11 +231,14 @@ pub(crate) fn ping(addr: IpAddr, per_try: Duration, tries: u32) -> io::Result<Ve
     for n in 0..tries {
         let seq = first_seq.wrapping_add(n as u16);
         let packet = echo_request(v6, id, seq, &payload);
+        // Taken before the send: over a veth the reply is often queued to this socket before
+        // `sendto` returns (the kernel processes it on the way out), so a clock started after
+        // it would measure only the `recvfrom`.
+        let at = Instant::now();
         if let Err(e) = rnet::sendto(&fd, &packet, SendFlags::empty(), &dest) {
             let e = io::Error::from(e);
             return Verdict::from_send_error(&e).ok_or(e);
         }
-        let at = Instant::now();
         sent.push((seq, at));
         let deadline = (at + per_try).min(overall);
         loop {

@@ -214,9 +214,13 @@ impl Verdict {
     }
 }
 
+/// A round-trip time in milliseconds with three significant digits where it matters: `0.042 ms`
+/// (microseconds below 1 ms, where a veth's round trips are), `1.25 ms`, `12 ms`.
 fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
+    if ms < 1.0 {
+        format!("{ms:.3} ms")
+    } else if ms < 10.0 {
         format!("{ms:.2} ms")
     } else {
         format!("{ms:.0} ms")
@@ -265,7 +269,7 @@ pub struct ProbeResult {
     pub address: IpAddr,
     /// Did the probe get through?
     pub observed_reach: bool,
-    /// What the probe saw, for people: "reply in 0.21 ms", "timeout (2.0 s)", "no route".
+    /// What the probe saw, for people: "reply in 0.210 ms", "timeout (2.0 s)", "no route".
     pub detail: String,
     /// The observation matches the expectation.
     pub ok: bool,

@@ -31,8 +31,16 @@ fn verdict_display_reads_as_a_detail() {
             rtt: Duration::from_micros(210)
         }
         .to_string(),
-        "reply in 0.21 ms"
+        "reply in 0.210 ms"
     );
+    for (rtt, shown) in [
+        (Duration::from_micros(42), "reply in 0.042 ms"),
+        (Duration::from_nanos(999_400), "reply in 0.999 ms"),
+        (Duration::from_micros(1_250), "reply in 1.25 ms"),
+        (Duration::from_micros(12_400), "reply in 12 ms"),
+    ] {
+        assert_eq!(Verdict::Reply { rtt }.to_string(), shown);
+    }
     assert_eq!(Verdict::NoRoute.to_string(), "no route");
     assert_eq!(Verdict::Refused.to_string(), "connection refused");
     assert_eq!(
