@@ -223,7 +223,7 @@ fn up_json_reports_the_steps_that_ran() {
     let out = sb.plumb(&["up", &seed, "--json"]);
     assert_exit(&out, 0, "plumb up --json");
     let doc = stdout_json(&out);
-    assert_eq!(doc["version"], 1);
+    assert_eq!(doc["version"], 2);
     assert_eq!(doc["lab"], "seed");
     assert_eq!(doc["dry_run"], false);
     assert_eq!(doc["recovered"], serde_json::json!([]));

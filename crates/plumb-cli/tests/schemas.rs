@@ -26,11 +26,7 @@ use serde_json::{json, Value};
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 
 /// The schema files, by the command whose output each describes.
-const SCHEMAS: &[&str] = &["check.v1.json", "ls.v1.json", "show.v1.json", "up.v1.json"];
-
-/// Schemas of outputs that do not carry their version: `plumb ls --json` version 1 is a bare
-/// array (`[{name, counts, interrupted}]`), so there is no object to hold `version`.
-const UNVERSIONED: &[&str] = &["ls.v1.json"];
+const SCHEMAS: &[&str] = &["check.v1.json", "ls.v2.json", "show.v2.json", "up.v2.json"];
 
 fn schema_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema"))
@@ -89,12 +85,12 @@ fn ops(doc: &Value) -> BTreeSet<String> {
         .collect()
 }
 
-/// The step kinds `up.v1.json` lists (its `op` enum).
+/// The step kinds `up.v2.json` lists (its `op` enum).
 fn schema_ops() -> BTreeSet<String> {
-    let schema = read_schema("up.v1.json");
+    let schema = read_schema("up.v2.json");
     schema["$defs"]["step"]["properties"]["op"]["enum"]
         .as_array()
-        .expect("up.v1.json lists the step kinds in $defs.step.properties.op.enum")
+        .expect("up.v2.json lists the step kinds in $defs.step.properties.op.enum")
         .iter()
         .map(|v| v.as_str().expect("a step kind is a string").to_owned())
         .collect()
@@ -128,14 +124,6 @@ fn schemas_every_file_is_a_valid_draft_2020_12_schema_with_its_version() {
             .and_then(|s| s.rsplit_once(".v"))
             .and_then(|(_, v)| v.parse().ok())
             .unwrap_or_else(|| panic!("{file} is not named NAME.vN.json"));
-        if UNVERSIONED.contains(file) {
-            assert_eq!(
-                schema["type"], "array",
-                "{file} is listed as an unversioned bare array: if its output now carries \
-                 `version`, give the schema a `version` const and take it off UNVERSIONED"
-            );
-            continue;
-        }
         assert_eq!(
             schema["properties"]["version"]["const"],
             json!(version),
@@ -152,11 +140,11 @@ fn schemas_every_file_is_a_valid_draft_2020_12_schema_with_its_version() {
 #[test]
 fn schemas_refuse_documents_that_break_the_format() {
     let up = json!({
-        "version": 1, "lab": "seed", "dry_run": false,
+        "version": 2, "lab": "seed", "dry_run": false,
         "steps": [{ "op": "create_ns", "ns": "ns1" }],
         "recovered": [], "warnings": [], "elapsed_ms": 3
     });
-    assert_matches("up.v1.json", &up, "a minimal up document");
+    assert_matches("up.v2.json", &up, "a minimal up document");
     let broken = |f: &dyn Fn(&mut Value)| {
         let mut d = up.clone();
         f(&mut d);
@@ -184,7 +172,7 @@ fn schemas_refuse_documents_that_break_the_format() {
                 })
             }),
         ),
-        ("version 2", broken(&|d| d["version"] = json!(2))),
+        ("version 1", broken(&|d| d["version"] = json!(1))),
         (
             "a missing field",
             broken(&|d| {
@@ -198,8 +186,8 @@ fn schemas_refuse_documents_that_break_the_format() {
     ];
     for (what, doc) in &refused {
         assert!(
-            !errors("up.v1.json", doc).is_empty(),
-            "up.v1.json accepts {what}: {doc:#}"
+            !errors("up.v2.json", doc).is_empty(),
+            "up.v2.json accepts {what}: {doc:#}"
         );
     }
 
@@ -225,23 +213,31 @@ fn schemas_refuse_documents_that_break_the_format() {
         "check accepts `10.66.77`"
     );
 
-    let show = json!({ "version": 1, "lab": "seed", "nodes": [], "nat": [] });
-    assert_matches("show.v1.json", &show, "show with a new top-level field");
+    let show = json!({ "version": 2, "lab": "seed", "nodes": [], "nat": [] });
+    assert_matches("show.v2.json", &show, "show with a new top-level field");
     assert!(
-        !errors("show.v1.json", &json!({ "lab": "seed", "nodes": [] })).is_empty(),
+        !errors("show.v2.json", &json!({ "lab": "seed", "nodes": [] })).is_empty(),
         "show accepts a document without `version`"
     );
 
-    assert_matches("ls.v1.json", &json!([]), "ls with no lab");
-    let ls = json!([{ "name": "seed", "counts": { "namespaces": 2 }, "interrupted": false }]);
+    assert_matches(
+        "ls.v2.json",
+        &json!({"version": 2, "labs": []}),
+        "ls with no lab",
+    );
     assert!(
-        !errors("ls.v1.json", &ls).is_empty(),
+        !errors("ls.v2.json", &json!([])).is_empty(),
+        "ls accepts version 1's bare array"
+    );
+    let ls = json!({"version": 2, "labs": [{ "name": "seed", "counts": { "namespaces": 2 }, "interrupted": false }]});
+    assert!(
+        !errors("ls.v2.json", &ls).is_empty(),
         "ls accepts incomplete counts"
     );
 }
 
 /// The schema's name for every kind of step. A new kind of step does not compile here until it
-/// is added, and then `up.v1.json` must describe it.
+/// is added, and then `up.v2.json` must describe it.
 fn op_of(step: &Step) -> &'static str {
     match step {
         Step::ParkLink { .. } => "park_link",
@@ -362,7 +358,7 @@ fn one_step_of_each_kind() -> Vec<Step> {
             node: NodeRef::Host,
             table: table.clone(),
             version: "v-0123".into(),
-            batch: "{\"nftables\":[]}".into(),
+            rules: every_rule(&table),
             prev: None,
         },
         Step::RestoreFirewall {
@@ -397,16 +393,16 @@ fn one_step_of_each_kind() -> Vec<Step> {
 fn schemas_up_describes_every_kind_of_step_as_it_serializes() {
     let steps = one_step_of_each_kind();
     let kinds: BTreeSet<String> = steps.iter().map(|s| op_of(s).to_owned()).collect();
-    assert_eq!(kinds, schema_ops(), "up.v1.json lists every kind of step");
+    assert_eq!(kinds, schema_ops(), "up.v2.json lists every kind of step");
     for s in &steps {
         let serialized = serde_json::to_value(s).expect("a step serializes");
         assert_eq!(serialized["op"], op_of(s), "{serialized:#}");
     }
     let doc = json!({
-        "version": 1, "lab": "star", "dry_run": true,
+        "version": 2, "lab": "star", "dry_run": true,
         "steps": steps, "recovered": steps, "warnings": ["a warning"], "elapsed_ms": 0
     });
-    assert_matches("up.v1.json", &doc, "one step of every kind");
+    assert_matches("up.v2.json", &doc, "one step of every kind");
 }
 
 /// A lab whose build has every kind of build step: namespaces, sysctls (in a node, and IPv4
@@ -499,8 +495,8 @@ fn kill_after(sb: &Sandbox, args: &[&str], n: usize) {
 
 /// `plumb ls --json`, checked against its schema; the entry of lab `lab`, if listed.
 fn ls_entry(sb: &Sandbox, lab: &str) -> Option<Value> {
-    let doc = json_of(sb, &["ls", "--json"], 0, "ls.v1.json");
-    let entries = doc.as_array().expect("ls --json is an array");
+    let doc = json_of(sb, &["ls", "--json"], 0, "ls.v2.json");
+    let entries = doc["labs"].as_array().expect("ls --json has a labs array");
     entries.iter().find(|e| e["name"] == lab).cloned()
 }
 
@@ -514,10 +510,10 @@ fn schemas_up_and_ls_json_match_through_build_converge_and_crashes() {
     assert_eq!(ls_entry(&sb, "kinds"), None, "no lab yet");
 
     // A fresh build: planned, then run.
-    let dry = json_of(&sb, &["up", v1, "--dry-run", "--json"], 1, "up.v1.json");
+    let dry = json_of(&sb, &["up", v1, "--dry-run", "--json"], 1, "up.v2.json");
     assert_eq!(dry["dry_run"], true, "{dry:#}");
     seen.extend(ops(&dry));
-    let built = json_of(&sb, &["up", v1, "--json"], 0, "up.v1.json");
+    let built = json_of(&sb, &["up", v1, "--json"], 0, "up.v2.json");
     assert_eq!(built["dry_run"], false, "{built:#}");
     assert_eq!(
         built["steps"], dry["steps"],
@@ -527,11 +523,11 @@ fn schemas_up_and_ls_json_match_through_build_converge_and_crashes() {
     let entry = ls_entry(&sb, "kinds").expect("ls lists the lab");
     assert_eq!(entry["interrupted"], false, "{entry}");
     // Up to date: no step.
-    let again = json_of(&sb, &["up", v1, "--json"], 0, "up.v1.json");
+    let again = json_of(&sb, &["up", v1, "--json"], 0, "up.v2.json");
     assert_eq!(again["steps"], json!([]), "{again:#}");
 
     // The converge, planned; then killed after its last build step, before any removal.
-    let plan = json_of(&sb, &["up", v2, "--dry-run", "--json"], 1, "up.v1.json");
+    let plan = json_of(&sb, &["up", v2, "--dry-run", "--json"], 1, "up.v2.json");
     seen.extend(ops(&plan));
     let steps = plan["steps"].as_array().expect("steps");
     assert_eq!(steps[0]["op"], "park_link", "{plan:#}");
@@ -543,7 +539,7 @@ fn schemas_up_and_ls_json_match_through_build_converge_and_crashes() {
     let entry = ls_entry(&sb, "kinds").expect("ls lists the interrupted lab");
     assert_eq!(entry["interrupted"], true, "{entry}");
     // The next up first undoes the interrupted one (recovered), then converges.
-    let converged = json_of(&sb, &["up", v2, "--json"], 0, "up.v1.json");
+    let converged = json_of(&sb, &["up", v2, "--json"], 0, "up.v2.json");
     let recovered = converged["recovered"].as_array().expect("recovered");
     assert!(
         recovered.iter().any(|s| s["op"] == "unpark_link"),
@@ -556,7 +552,7 @@ fn schemas_up_and_ls_json_match_through_build_converge_and_crashes() {
     kill_after(&sb, &["down", "kinds"], 1);
     let entry = ls_entry(&sb, "kinds").expect("ls lists the interrupted lab");
     assert_eq!(entry["interrupted"], true, "{entry}");
-    let rebuilt = json_of(&sb, &["up", v2, "--json"], 0, "up.v1.json");
+    let rebuilt = json_of(&sb, &["up", v2, "--json"], 0, "up.v2.json");
     assert!(
         rebuilt["recovered"]
             .as_array()
@@ -577,7 +573,10 @@ fn schemas_up_and_ls_json_match_through_build_converge_and_crashes() {
         "the step kinds seen in up --json outputs, against the schema's"
     );
     sb.plumb_ok(&["down", "kinds"]);
-    assert_eq!(json_of(&sb, &["ls", "--json"], 0, "ls.v1.json"), json!([]));
+    assert_eq!(
+        json_of(&sb, &["ls", "--json"], 0, "ls.v2.json"),
+        json!({"version": 2, "labs": []})
+    );
 }
 
 #[test]
@@ -587,7 +586,7 @@ fn schemas_show_and_check_json_match_with_reach_blocked_and_a_mismatch() {
     sb.plumb_ok(&["up", &isolation]);
     settle_carriers(&sb);
 
-    let show = json_of(&sb, &["show", "isolation", "--json"], 0, "show.v1.json");
+    let show = json_of(&sb, &["show", "isolation", "--json"], 0, "show.v2.json");
     assert_eq!(show["lab"], "isolation", "{show:#}");
     let kinds: BTreeSet<String> = show["nodes"]
         .as_array()
@@ -633,7 +632,24 @@ fn schemas_show_and_check_json_match_with_reach_blocked_and_a_mismatch() {
     );
     let out = sb.plumb(&["ls", "--json"]);
     assert_exit(&out, 0, "plumb ls --json");
-    assert_matches("ls.v1.json", &stdout_json(&out), "plumb ls --json");
+    assert_matches("ls.v2.json", &stdout_json(&out), "plumb ls --json");
     let listed = stdout_json(&out);
-    assert_eq!(listed[0]["name"], "isolation", "{}", describe(&out));
+    assert_eq!(listed["labs"][0]["name"], "isolation", "{}", describe(&out));
+}
+
+/// A table with a rule of every kind.
+fn every_rule(name: &str) -> plumb::firewall::Table {
+    let rule =
+        |text: &str| -> plumb::firewall::Rule { text.parse().unwrap_or_else(|e| panic!("{e}")) };
+    let mut t = plumb::firewall::Table::empty(name);
+    t.bridges = vec!["plumb0".into(), "back".into()];
+    t.nat = vec![
+        rule("masquerade from 10.88.0.0/24 unless out plumb0"),
+        rule("hairpin-masquerade from 10.88.0.0/24 out plumb0"),
+    ];
+    t.publish = vec![rule("publish tcp 8080 to 10.88.0.2 port 80")];
+    t.forward = vec![rule("isolate plumb0")];
+    t.input_accept = Some(false);
+    t.allow = vec![rule("allow icmp"), rule("allow udp/53 from fd00::/64")];
+    t
 }

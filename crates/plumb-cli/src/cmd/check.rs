@@ -56,9 +56,10 @@ fn reach_word(reach: bool) -> &'static str {
     }
 }
 
-fn to_text(to: &Target) -> String {
+/// A probe's destination as the file writes it (a node without the lab's prefix).
+fn to_text(topo: &Topology, to: &Target) -> String {
     match to {
-        Target::Node(n) => n.to_string(),
+        Target::Node(n) => topo.label(n).into_owned(),
         Target::Addr(a) => a.to_string(),
     }
 }
@@ -98,7 +99,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         serde_json::to_writer_pretty(&mut out, &document(&topo, &results))?;
         writeln!(out)?;
     } else if !results.is_empty() {
-        write_table(&mut out, &results)?;
+        write_table(&mut out, &topo, &results)?;
         if mismatches == 0 {
             writeln!(
                 out,
@@ -124,8 +125,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         let _ = writeln!(
             err,
             "plumb: mismatch: {} -> {} ({}) {}: expected {}, observed {} ({})",
-            e.from,
-            to_text(&e.to),
+            topo.label(&e.from),
+            to_text(&topo, &e.to),
             r.address,
             probe::service_label(e.service),
             reach_word(e.reach),
@@ -147,8 +148,8 @@ fn document(topo: &Topology, results: &[ProbeResult]) -> serde_json::Value {
         "version": 1,
         "lab": topo.name.to_string(),
         "results": results.iter().map(|r| json!({
-            "from": r.expect.from.to_string(),
-            "to": to_text(&r.expect.to),
+            "from": topo.label(&r.expect.from),
+            "to": to_text(topo, &r.expect.to),
             "address": r.address.to_string(),
             "proto": probe::service_label(r.expect.service),
             "expected": reach_word(r.expect.reach),
@@ -164,7 +165,11 @@ fn document(topo: &Topology, results: &[ProbeResult]) -> serde_json::Value {
     })
 }
 
-fn write_table(out: &mut impl Write, results: &[ProbeResult]) -> std::io::Result<()> {
+fn write_table(
+    out: &mut impl Write,
+    topo: &Topology,
+    results: &[ProbeResult],
+) -> std::io::Result<()> {
     let header = [
         "FROM", "TO", "ADDRESS", "PROTO", "EXPECTED", "OBSERVED", "OK", "DETAIL",
     ];
@@ -172,8 +177,8 @@ fn write_table(out: &mut impl Write, results: &[ProbeResult]) -> std::io::Result
         .iter()
         .map(|r| {
             [
-                r.expect.from.to_string(),
-                to_text(&r.expect.to),
+                topo.label(&r.expect.from).into_owned(),
+                to_text(topo, &r.expect.to),
                 r.address.to_string(),
                 probe::service_label(r.expect.service),
                 reach_word(r.expect.reach).to_string(),

@@ -7,7 +7,7 @@ use crate::Outcome;
 /// List labs present on this machine.
 #[derive(clap::Args)]
 pub struct Args {
-    /// JSON output (version 1: an array of {name, counts, interrupted}).
+    /// JSON output (version 2: {version, labs: [{name, counts, interrupted}]}).
     #[arg(long)]
     json: bool,
 }
@@ -16,7 +16,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let labs = plumb::lab::list()?;
     let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &labs)?;
+        let doc = serde_json::json!({ "version": 2, "labs": labs });
+        serde_json::to_writer_pretty(&mut out, &doc)?;
         writeln!(out)?;
         return Ok(Outcome::Ok);
     }

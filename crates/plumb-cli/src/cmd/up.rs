@@ -25,7 +25,8 @@ pub struct Args {
     wait: bool,
 }
 
-/// Version 1 of `plumb up --json`.
+/// Version 2 of `plumb up --json` (`docs/schema/up.v2.json`; version 1 carried a firewall
+/// step's rules as a JSON string).
 #[derive(serde::Serialize)]
 struct UpJson<'a> {
     /// Format version.
@@ -72,7 +73,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut out = std::io::stdout().lock();
     if a.json {
         let doc = UpJson {
-            version: 1,
+            version: 2,
             lab: topo.name.as_str(),
             dry_run: a.dry_run,
             steps: &plan.steps,

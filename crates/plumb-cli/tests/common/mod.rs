@@ -307,9 +307,10 @@ pub fn ls_labs(sb: &Sandbox) -> Vec<LsEntry> {
     let out = sb.plumb(&["ls", "--json"]);
     assert_exit(&out, 0, "plumb ls --json");
     let doc = stdout_json(&out);
-    let entries = doc
+    assert_eq!(doc["version"], 2, "{doc:#}");
+    let entries = doc["labs"]
         .as_array()
-        .unwrap_or_else(|| panic!("ls --json is not an array: {doc:#}"));
+        .unwrap_or_else(|| panic!("ls --json has no labs array: {doc:#}"));
     entries
         .iter()
         .map(|e| {
@@ -342,12 +343,12 @@ pub fn ls_names(sb: &Sandbox) -> Vec<String> {
 }
 
 /// `plumb up FILE --dry-run --json`: asserts it exits `code` (1: there are changes, 0: none)
-/// and is a version 1 dry-run report; returns its steps. (Conflicts are an error, exit 2.)
+/// and is a version 2 dry-run report; returns its steps. (Conflicts are an error, exit 2.)
 pub fn dry_run_plan(sb: &Sandbox, file: &str, code: i32) -> Vec<Value> {
     let out = sb.plumb(&["up", file, "--dry-run", "--json"]);
     assert_exit(&out, code, "plumb up --dry-run --json");
     let plan = stdout_json(&out);
-    assert_eq!(plan["version"], serde_json::json!(1), "{plan:#}");
+    assert_eq!(plan["version"], serde_json::json!(2), "{plan:#}");
     assert_eq!(plan["dry_run"], serde_json::json!(true), "{plan:#}");
     assert_eq!(plan["recovered"], serde_json::json!([]), "{plan:#}");
     let steps = plan["steps"]
