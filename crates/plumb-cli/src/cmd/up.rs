@@ -110,10 +110,10 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         } else {
             writeln!(
                 out,
-                "lab {}: {} step(s) applied in {:.2?} ({} namespace(s), {} link(s))",
+                "lab {}: {} step(s) applied in {:.1} ms ({} namespace(s), {} link(s))",
                 topo.name,
                 plan.steps.len(),
-                started.elapsed(),
+                started.elapsed().as_secs_f64() * 1000.0,
                 topo.nodes.len(),
                 topo.links.len() + topo.bridges.len()
             )?;
