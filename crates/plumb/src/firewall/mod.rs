@@ -1,19 +1,21 @@
-//! plumb's nftables rules: a typed model of what a lab needs, rendered as one atomic batch that
-//! replaces plumb's own table `inet plumb-LAB` and nothing else. Pure: applying a batch and
-//! reading tables back is the work of the `nftables` module.
+//! plumb's nftables rules: a typed model of what a lab needs ([`Table`] of [`Rule`]s), which
+//! `nftables` compiles into one atomic nf_tables transaction that replaces plumb's own table
+//! `inet plumb-LAB` and nothing else, and which `text` renders as the `nft` script a dry run
+//! prints. Pure.
 //!
 //! Invariants:
-//! - plumb writes only tables named `plumb-LAB`; a batch first adds the table (a no-op if it
-//!   exists), deletes it, and recreates it with all its contents, so a change is one transaction
-//!   that never leaves a half-written table and never touches another table;
+//! - plumb writes only tables named `plumb-LAB`; a transaction first adds the table (a no-op if
+//!   it exists), deletes it, and recreates it with all its contents, so a change never leaves a
+//!   half-written table and never touches another table;
 //! - the number of rules depends on the number of networks, published ports and firewall
 //!   entries, never on the number of members;
 //! - every table carries a marker chain `v-HASH` naming the hash of its contents, so a snapshot
-//!   can tell whether the table is current without comparing rules.
+//!   can tell whether the table is current without comparing rules;
+//! - every rule of the lab's own carries its description ([`Rule`]'s `Display`) as its comment,
+//!   which is how `show` reads the rules back.
 
 use ipnet::IpNet;
 
-mod json;
 mod text;
 
 pub use text::NotARule;
@@ -208,7 +210,6 @@ fn member_addr(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::{json, Value};
 
     fn topo() -> Topology {
         crate::model::parse_toml(
@@ -247,27 +248,5 @@ allow = ["icmp", "tcp/80 from 10.90.0.0/24"]
                 port: 80
             }
         );
-    }
-
-    #[test]
-    fn batch_matches_the_nftables_schema_and_replaces_only_its_table() {
-        let t = host_table(&topo());
-        let b = t.batch();
-        let doc: Result<nftables::schema::Nftables, _> = serde_json::from_value(b.clone());
-        assert!(doc.is_ok(), "{doc:?}");
-        let cmds = b["nftables"].as_array().unwrap();
-        assert_eq!(
-            cmds[1],
-            json!({"delete": {"table": {"family": "inet", "name": "plumb-egress"}}})
-        );
-        for c in cmds {
-            let obj = c.as_object().unwrap().values().next().unwrap();
-            let inner = obj.as_object().unwrap().values().next().unwrap();
-            let table = inner
-                .get("table")
-                .and_then(Value::as_str)
-                .or(inner.get("name").and_then(Value::as_str));
-            assert_eq!(table, Some("plumb-egress"));
-        }
     }
 }

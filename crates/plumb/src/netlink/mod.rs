@@ -21,7 +21,7 @@
 //! [`route`]. They decode into their own types ([`link::LinkState`], …), which `inspect`
 //! aggregates.
 
-mod ack;
+pub(crate) mod ack;
 pub mod addr;
 pub mod link;
 pub mod nsid;

@@ -1,56 +1,51 @@
-//! nf_tables, for now through the `nft` program: one `nft -j` transaction per change of a
-//! namespace's table, and reads of plumb's own tables. Run from a thread inside the namespace
-//! (the child inherits the thread's network namespace).
+//! nf_tables over netlink, without a process: plumb's own tables (`inet plumb-LAB`) are
+//! written as one transaction per namespace and read back through dumps, on a
+//! `NETLINK_NETFILTER` socket opened inside the namespace. plumb writes only its own tables and
+//! never flushes or edits anyone else's rules.
 //!
-//! This is the one place plumb still starts a process; it goes when nf_tables is spoken over
-//! netlink. plumb writes only its own tables (`inet plumb-LAB`) and never flushes or edits
-//! anyone else's rules.
+//! Files: `wire` (nfnetlink framing and attributes), `expr` (expressions), `compile` (a
+//! [`Table`] as the messages of one transaction, the same `nft` sends for the same rules),
+//! `socket` ([`NfSocket`]: transactions and dumps), `read` (listings, the version mark, a
+//! table saved for rollback, other tables' forward chains), `trace` (nf_tables trace events).
 
-use std::io;
-use std::process::Command;
+mod compile;
+pub mod expr;
+mod read;
+mod socket;
+pub mod trace;
+pub mod wire;
 
-use serde_json::{json, Value};
+pub use compile::{delete_table, replace_table};
+pub use read::Saved;
+pub use socket::{NfSocket, Refused};
+
+use crate::firewall::{Rule, Table};
+use crate::netlink::NetlinkError;
 
 /// A firewall operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum NftError {
-    /// The batch did not match the nftables JSON schema (a bug in plumb).
-    #[error("internal error: the nftables batch for {table} is malformed: {source}")]
-    Schema {
-        /// The table.
-        table: String,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
-    },
-    /// `nft` could not be started.
-    #[error("cannot run nft for table {table}: {source}")]
-    Spawn {
-        /// The table.
-        table: String,
-        /// Why (the errno is kept).
-        #[source]
-        source: io::Error,
-    },
-    /// `nft` refused the batch or the request.
-    #[error("nft refused to {op} table {table}: {message}")]
+    /// The kernel refused a transaction: nothing of it took effect. `what` names the object
+    /// the kernel refused (`rule "allow tcp/80" in chain input`).
+    #[error("nf_tables refused to write table inet {table} ({what}): {source}")]
     Refused {
-        /// `apply`, `list`.
-        op: &'static str,
         /// The table.
         table: String,
-        /// What nft said.
-        message: String,
-    },
-    /// `nft -j` printed something that is not its JSON.
-    #[error("cannot read nft's output for table {table}: {source}")]
-    Output {
-        /// The table.
-        table: String,
-        /// Why.
+        /// The refused object.
+        what: String,
+        /// The kernel's answer, with its errno.
         #[source]
-        source: serde_json::Error,
+        source: NetlinkError,
+    },
+    /// Reading a table (or opening the socket) failed.
+    #[error("cannot read nf_tables table inet {table}: {source}")]
+    Read {
+        /// The table (`*` for every table).
+        table: String,
+        /// Why, with its errno.
+        #[source]
+        source: NetlinkError,
     },
 }
 
@@ -58,84 +53,9 @@ impl NftError {
     /// The errno underneath, if any.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            NftError::Spawn { source, .. } => source.raw_os_error(),
-            _ => None,
+            NftError::Refused { source, .. } | NftError::Read { source, .. } => source.errno(),
         }
     }
-}
-
-/// Applies an nftables JSON batch in the calling thread's network namespace: one `nft -j -f -`,
-/// one atomic transaction.
-pub fn apply(table: &str, batch: &Value) -> Result<(), NftError> {
-    let doc: nftables::schema::Nftables =
-        serde_json::from_value(batch.clone()).map_err(|source| NftError::Schema {
-            table: table.to_string(),
-            source,
-        })?;
-    nftables::helper::apply_ruleset(&doc).map_err(|e| match e {
-        nftables::helper::NftablesError::NftExecution { inner, .. } => NftError::Spawn {
-            table: table.to_string(),
-            source: inner,
-        },
-        other => NftError::Refused {
-            op: "apply",
-            table: table.to_string(),
-            message: other.to_string(),
-        },
-    })
-}
-
-/// Lists `inet TABLE` in the calling thread's namespace: `Ok(None)` when it does not exist, or
-/// when nft is not installed (then no table of plumb's can exist either).
-fn list(table: &str) -> Result<Option<Value>, NftError> {
-    let out = match Command::new("nft")
-        .args(["-j", "list", "table", "inet", table])
-        .output()
-    {
-        Ok(o) => o,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(NftError::Spawn {
-                table: table.to_string(),
-                source,
-            })
-        }
-    };
-    if !out.status.success() {
-        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        if msg.contains("No such file or directory") {
-            return Ok(None);
-        }
-        return Err(NftError::Refused {
-            op: "list",
-            table: table.to_string(),
-            message: msg,
-        });
-    }
-    serde_json::from_slice(&out.stdout)
-        .map(Some)
-        .map_err(|source| NftError::Output {
-            table: table.to_string(),
-            source,
-        })
-}
-
-/// The version marker of `table` (its `v-VERSION` chain) in the calling thread's namespace:
-/// `None` when the table does not exist, `Some("")` for a table without a marker.
-pub fn current_version(table: &str) -> Result<Option<String>, NftError> {
-    Ok(list(table)?.map(|v| {
-        v["nftables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .find_map(|o| {
-                o.get("chain")
-                    .and_then(|c| c["name"].as_str())
-                    .and_then(|n| n.strip_prefix("v-"))
-                    .map(str::to_string)
-            })
-            .unwrap_or_default()
-    }))
 }
 
 /// What a table holds, as `show` needs it: its chains (with their policies) and each rule's
@@ -168,112 +88,112 @@ pub struct RuleListing {
     pub comment: Option<String>,
 }
 
-/// Lists `inet TABLE` in the calling thread's namespace as a [`Listing`] (`None` when there is
-/// no such table).
-pub fn listing(table: &str) -> Result<Option<Listing>, NftError> {
-    Ok(list(table)?.map(|v| parse_listing(&v)))
-}
-
-fn parse_listing(v: &Value) -> Listing {
-    let mut out = Listing::default();
-    let text = |o: &Value, k: &str| o.get(k).and_then(Value::as_str).map(str::to_owned);
-    for o in v["nftables"].as_array().into_iter().flatten() {
-        if let Some(c) = o.get("chain") {
-            out.chains.push(ChainListing {
-                name: text(c, "name").unwrap_or_default(),
-                hook: text(c, "hook"),
-                policy: text(c, "policy"),
-            });
-        } else if let Some(r) = o.get("rule") {
-            out.rules.push(RuleListing {
-                chain: text(r, "chain").unwrap_or_default(),
-                comment: text(r, "comment"),
-            });
-        }
+fn read_err(table: &str) -> impl FnOnce(NetlinkError) -> NftError + '_ {
+    move |source| NftError::Read {
+        table: table.to_string(),
+        source,
     }
-    out
 }
 
-/// Reads `table` as it is now, as the batch that would recreate it exactly (`None` if there is
-/// no such table): what rollback applies to restore a table a failed run replaced.
-pub fn save(table: &str) -> Result<Option<Value>, NftError> {
-    Ok(list(table)?.map(|v| restore_batch(table, &v)))
+/// Opens a socket in the calling thread's namespace.
+pub fn open(table: &str) -> Result<NfSocket, NftError> {
+    NfSocket::open().map_err(read_err(table))
 }
 
-/// Turns the output of `nft -j list table inet TABLE` into a batch that replaces the table with
-/// exactly that content: the listed objects become `add` commands, without their handles.
-pub fn restore_batch(table: &str, listing: &Value) -> Value {
-    let mut cmds = vec![
-        json!({"add": {"table": {"family": "inet", "name": table}}}),
-        json!({"delete": {"table": {"family": "inet", "name": table}}}),
-    ];
-    for o in listing["nftables"].as_array().into_iter().flatten() {
-        let Some((kind, body)) = o.as_object().and_then(|m| m.iter().next()) else {
-            continue;
-        };
-        if kind == "metainfo" {
-            continue;
+/// What the message at `index` of a transaction that writes `t` is, for an error.
+fn describe(msgs: &[wire::Msg], index: usize, t: Option<&Table>) -> String {
+    let Some(m) = msgs.get(index) else {
+        return "the transaction".into();
+    };
+    let kind = m.kind() & 0xff;
+    let name = wire::attr(m.attrs(), 3)
+        .or_else(|| wire::attr(m.attrs(), 2))
+        .map(wire::text);
+    match kind {
+        wire::msg::NFT_MSG_NEWTABLE | wire::msg::NFT_MSG_DELTABLE => "the table".into(),
+        wire::msg::NFT_MSG_NEWCHAIN => format!("chain {}", name.unwrap_or_default()),
+        wire::msg::NFT_MSG_NEWSET | wire::msg::NFT_MSG_NEWSETELEM => "a set".into(),
+        wire::msg::NFT_MSG_NEWRULE => {
+            let chain = wire::attr(m.attrs(), 2).map(wire::text).unwrap_or_default();
+            // The rule's description is its comment; the fixed rules of an input chain have
+            // none, so count them instead.
+            let text = t.and_then(|_| comment_of(m));
+            match text {
+                Some(c) => format!("rule \"{c}\" in chain {chain}"),
+                None => format!("a rule of chain {chain}"),
+            }
         }
-        let mut body = body.clone();
-        if let Some(m) = body.as_object_mut() {
-            m.remove("handle");
-        }
-        cmds.push(json!({"add": {kind.as_str(): body}}));
+        _ => format!("message type {kind}"),
     }
-    json!({ "nftables": cmds })
+}
+
+fn comment_of(m: &wire::Msg) -> Option<String> {
+    let u = wire::attr(m.attrs(), 7)?;
+    (u.len() > 2 && u[0] == 0).then(|| wire::text(&u[2..]))
+}
+
+fn run(
+    sock: &mut NfSocket,
+    table: &str,
+    msgs: Vec<wire::Msg>,
+    t: Option<&Table>,
+) -> Result<(), NftError> {
+    let copy = msgs.clone();
+    sock.transact(msgs).map_err(|r| NftError::Refused {
+        table: table.to_string(),
+        what: describe(&copy, r.index, t),
+        source: r.error,
+    })
+}
+
+/// Replaces table `t` with exactly its contents, in one transaction.
+pub fn replace(sock: &mut NfSocket, t: &Table) -> Result<(), NftError> {
+    run(sock, &t.name, replace_table(t), Some(t))
+}
+
+/// Deletes table `inet NAME` (no error if there is none).
+pub fn delete(sock: &mut NfSocket, name: &str) -> Result<(), NftError> {
+    run(sock, name, delete_table(name), None)
+}
+
+/// Puts back a table as [`save`] read it.
+pub fn restore(sock: &mut NfSocket, saved: &Saved) -> Result<(), NftError> {
+    run(sock, &saved.table, saved.restore(), None)
+}
+
+/// Reads table `inet NAME` whole, to put it back with [`restore`]; `None` if there is none.
+pub fn save(sock: &mut NfSocket, name: &str) -> Result<Option<Saved>, NftError> {
+    read::save(sock, name).map_err(read_err(name))
+}
+
+/// Table `inet NAME`'s chains and rule comments; `None` if there is no such table.
+pub fn listing_in(sock: &mut NfSocket, name: &str) -> Result<Option<Listing>, NftError> {
+    read::listing(sock, name).map_err(read_err(name))
+}
+
+/// [`listing_in`] the calling thread's namespace.
+pub fn listing(name: &str) -> Result<Option<Listing>, NftError> {
+    listing_in(&mut open(name)?, name)
+}
+
+/// The version mark of table `inet NAME` (its `v-VERSION` chain) in the calling thread's
+/// namespace: `None` when the table does not exist, `Some("")` for a table without a mark.
+pub fn current_version(name: &str) -> Result<Option<String>, NftError> {
+    read::version(&mut open(name)?, name).map_err(read_err(name))
 }
 
 /// Foreign base chains with a `drop` policy on the forward hook: they would drop a lab's
 /// forwarded traffic whatever plumb's table accepts. Returns "family table/chain" for each.
 /// Best effort: a warning, so a failure to read is no warning.
 pub fn foreign_forward_drops(own_table: &str) -> Vec<String> {
-    let Ok(out) = Command::new("nft").args(["-j", "list", "chains"]).output() else {
-        return Vec::new();
-    };
-    let Ok(v) = serde_json::from_slice::<Value>(&out.stdout) else {
-        return Vec::new();
-    };
-    let mut found = Vec::new();
-    for o in v["nftables"].as_array().into_iter().flatten() {
-        let Some(c) = o.get("chain") else { continue };
-        if c["hook"] == "forward" && c["policy"] == "drop" && c["table"] != own_table {
-            found.push(format!(
-                "{} {}/{}",
-                c["family"].as_str().unwrap_or("?"),
-                c["table"].as_str().unwrap_or("?"),
-                c["name"].as_str().unwrap_or("?")
-            ));
-        }
-    }
-    found
+    NfSocket::open()
+        .and_then(|mut s| read::forward_drops(&mut s, own_table))
+        .unwrap_or_default()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restore_batch_replaces_the_table_with_the_listed_objects_without_handles() {
-        let listing = json!({"nftables": [
-            {"metainfo": {"version": "1.0.6", "json_schema_version": 1}},
-            {"table": {"family": "inet", "name": "plumb-x", "handle": 3}},
-            {"chain": {"family": "inet", "table": "plumb-x", "name": "v-abc", "handle": 1}},
-            {"rule": {"family": "inet", "table": "plumb-x", "chain": "input", "handle": 4,
-                      "expr": [{"accept": null}]}}
-        ]});
-        let b = restore_batch("plumb-x", &listing);
-        let cmds = b["nftables"].as_array().unwrap();
-        assert_eq!(cmds.len(), 5);
-        assert_eq!(
-            cmds[1],
-            json!({"delete": {"table": {"family": "inet", "name": "plumb-x"}}})
-        );
-        assert_eq!(
-            cmds[4],
-            json!({"add": {"rule": {"family": "inet", "table": "plumb-x", "chain": "input",
-                                    "expr": [{"accept": null}]}}})
-        );
-        let doc: Result<nftables::schema::Nftables, _> = serde_json::from_value(b);
-        assert!(doc.is_ok(), "{doc:?}");
-    }
+/// The rules of a listing that carry plumb's descriptions, parsed.
+pub fn described_rules(l: &Listing) -> impl Iterator<Item = (&RuleListing, Rule)> {
+    l.rules
+        .iter()
+        .filter_map(|r| Some((r, r.comment.as_deref()?.parse::<Rule>().ok()?)))
 }

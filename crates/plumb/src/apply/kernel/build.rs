@@ -369,6 +369,7 @@ impl KernelBackend {
                     NsHandle {
                         fd: c.fd,
                         sock: c.sock,
+                        nf: None,
                         next_index: Some(2),
                     },
                 );

@@ -1,77 +1,120 @@
-//! Firewall tables: written, saved, restored and removed, one transaction per namespace, run
-//! from a thread inside it. A namespace's table version is then recorded in its `lo` tag
-//! (`plumb:LAB fw=VERSION`), so the next snapshot knows it without reading the table.
+//! Firewall tables: written, saved, restored and removed, one nf_tables transaction per
+//! namespace, over a `NETLINK_NETFILTER` socket opened inside it (once per run, on one thread
+//! that visits the namespaces in turn; the transactions then run from here). A namespace's
+//! table version is then recorded in its `lo` tag (`plumb:LAB fw=VERSION`), so the next
+//! snapshot knows it without reading the table.
 
 use std::os::fd::OwnedFd;
-
-use serde_json::Value;
 
 use super::{ok_results, KernelBackend, NodeReq};
 use crate::apply::StepError;
 use crate::model::NodeRef;
 use crate::netlink::link::{self, LinkChange, Target};
 use crate::netns;
-use crate::nftables;
+use crate::nftables::{self, NfSocket};
 use crate::plan::Step;
 
-/// One table operation, ready to run inside its namespace.
-enum FwOp {
-    /// Replace the table; save the one it replaces first when `save`.
-    Replace {
-        table: String,
-        batch: Value,
-        save: bool,
-    },
-    /// Delete the table.
-    Delete { table: String },
-    /// Put back a saved table (`None`: nothing was saved, which is an error).
-    Restore { table: String, batch: Option<Value> },
-}
-
-/// Runs `op` in the calling thread's namespace. Returns the table saved before a replace.
-fn run(op: &FwOp) -> Result<Option<Value>, StepError> {
-    match op {
-        FwOp::Replace { table, batch, save } => {
-            let saved = if *save { nftables::save(table)? } else { None };
-            nftables::apply(table, batch)?;
-            Ok(saved)
-        }
-        FwOp::Delete { table } => {
-            nftables::apply(table, &crate::firewall::Table::delete_batch(table))?;
-            Ok(None)
-        }
-        FwOp::Restore { table, batch } => match batch {
-            Some(b) => nftables::apply(table, b).map(|()| None).map_err(Into::into),
-            None => Err(StepError::Absent {
-                what: format!("the saved copy of table inet {table}"),
-            }),
-        },
-    }
-}
-
 impl KernelBackend {
-    fn fw_op(&mut self, s: &Step) -> Result<FwOp, StepError> {
-        Ok(match s {
-            Step::Firewall {
-                table, rules, prev, ..
-            } => FwOp::Replace {
-                table: table.clone(),
-                batch: rules.batch(),
-                save: prev.is_some(),
-            },
-            Step::DeleteFirewall { table, .. } => FwOp::Delete {
-                table: table.clone(),
-            },
-            Step::RestoreFirewall { node, table, .. } => FwOp::Restore {
-                table: table.clone(),
-                batch: self.saved_fw.remove(node).flatten(),
-            },
-            _ => {
-                return Err(StepError::Absent {
-                    what: "a firewall step".into(),
-                })
+    /// Opens the nf_tables sockets of `nodes` that are not open yet; failures by node.
+    fn open_nf(&mut self, nodes: &[NodeRef]) -> Vec<(NodeRef, StepError)> {
+        let mut failures = Vec::new();
+        if nodes.contains(&NodeRef::Host) && self.host_nf.is_none() {
+            match NfSocket::open() {
+                Ok(s) => self.host_nf = Some(s),
+                Err(e) => failures.push((NodeRef::Host, StepError::Netlink(e))),
             }
-        })
+        }
+        let missing: Vec<_> = nodes
+            .iter()
+            .filter_map(|n| match n {
+                NodeRef::Ns(name) => self
+                    .ns
+                    .get(name)
+                    .filter(|h| h.nf.is_none())
+                    .map(|_| name.clone()),
+                NodeRef::Host => None,
+            })
+            .collect();
+        let fds: Vec<&OwnedFd> = missing
+            .iter()
+            .filter_map(|n| self.ns.get(n).map(|h| &h.fd))
+            .collect();
+        match netns::run_in_each(&fds, |_| NfSocket::open()) {
+            Ok(socks) => {
+                for (name, s) in missing.into_iter().zip(socks) {
+                    let node = NodeRef::Ns(name.clone());
+                    match s {
+                        Ok(Ok(sock)) => {
+                            if let Some(h) = self.ns.get_mut(&name) {
+                                h.nf = Some(sock);
+                            }
+                        }
+                        Ok(Err(e)) => failures.push((node, StepError::Netlink(e))),
+                        Err(source) => failures.push((
+                            node,
+                            StepError::Netns(netns::NetnsError::Enter {
+                                name: name.to_string(),
+                                source,
+                            }),
+                        )),
+                    }
+                }
+            }
+            Err(_) => {
+                for name in missing {
+                    failures.push((
+                        NodeRef::Ns(name),
+                        StepError::Netns(netns::NetnsError::Worker),
+                    ));
+                }
+            }
+        }
+        failures
+    }
+
+    fn nf(&mut self, node: &NodeRef) -> Option<&mut NfSocket> {
+        match node {
+            NodeRef::Host => self.host_nf.as_mut(),
+            NodeRef::Ns(n) => self.ns.get_mut(n).and_then(|h| h.nf.as_mut()),
+        }
+    }
+
+    /// Runs one firewall step on its node's socket.
+    fn fw_step(&mut self, s: &Step) -> Result<(), StepError> {
+        match s {
+            Step::Firewall {
+                node, rules, prev, ..
+            } => {
+                let sock = self.nf(node).ok_or_else(|| absent(node))?;
+                let saved = if prev.is_some() {
+                    nftables::save(sock, &rules.name)?
+                } else {
+                    None
+                };
+                nftables::replace(sock, rules)?;
+                if let Some(saved) = saved {
+                    self.saved_fw.insert(node.clone(), saved);
+                }
+                Ok(())
+            }
+            Step::DeleteFirewall { node, table } => {
+                let sock = self.nf(node).ok_or_else(|| absent(node))?;
+                Ok(nftables::delete(sock, table)?)
+            }
+            Step::RestoreFirewall { node, table, .. } => {
+                let saved = self
+                    .saved_fw
+                    .remove(node)
+                    .ok_or_else(|| StepError::Absent {
+                        what: format!("the saved copy of table inet {table}"),
+                    })?;
+                let sock = self.nf(node).ok_or_else(|| absent(node))?;
+                Ok(nftables::restore(sock, &saved)?)
+            }
+            _ => Err(StepError::Absent {
+                what: "a firewall step".into(),
+            }),
+        }
     }
 
     pub(super) fn firewalls(&mut self, batch: &[Step]) -> Vec<Result<(), StepError>> {
@@ -86,59 +129,20 @@ impl KernelBackend {
         KernelBackend::fail_unopened(&failures, &mut results, |i| {
             node_of(&batch[i]).into_iter().collect()
         });
-        let mut ops: Vec<(usize, NodeRef, FwOp)> = Vec::new();
+        let nodes: Vec<NodeRef> = batch.iter().filter_map(node_of).collect();
+        let nf_failures = self.open_nf(&nodes);
         for (i, s) in batch.iter().enumerate() {
             let Some(node) = node_of(s) else { continue };
             if results[i].is_err() {
                 continue;
             }
-            match self.fw_op(s) {
-                Ok(op) => ops.push((i, node, op)),
-                Err(e) => results[i] = Err(e),
+            if let Some((_, e)) = nf_failures.iter().find(|(n, _)| *n == node) {
+                results[i] = Err(StepError::Absent {
+                    what: format!("an nf_tables socket in {node} ({e})"),
+                });
+                continue;
             }
-        }
-        // The host's run here; the namespaces' on one thread that visits them in turn.
-        let (host, in_ns): (Vec<_>, Vec<_>) =
-            ops.into_iter().partition(|(_, n, _)| *n == NodeRef::Host);
-        let mut saved: Vec<(NodeRef, Option<Value>)> = Vec::new();
-        for (i, node, op) in &host {
-            match run(op) {
-                Ok(s) => saved.push((node.clone(), s)),
-                Err(e) => results[*i] = Err(e),
-            }
-        }
-        let fds: Vec<&OwnedFd> = in_ns
-            .iter()
-            .filter_map(|(_, n, _)| match n {
-                NodeRef::Ns(name) => self.ns.get(name).map(|h| &h.fd),
-                NodeRef::Host => None,
-            })
-            .collect();
-        match netns::run_in_each(&fds, |k| run(&in_ns[k].2)) {
-            Ok(rs) => {
-                for ((i, node, _), r) in in_ns.iter().zip(rs) {
-                    match r {
-                        Ok(Ok(s)) => saved.push((node.clone(), s)),
-                        Ok(Err(e)) => results[*i] = Err(e),
-                        Err(source) => {
-                            results[*i] = Err(StepError::Netns(netns::NetnsError::Enter {
-                                name: node.to_string(),
-                                source,
-                            }))
-                        }
-                    }
-                }
-            }
-            Err(_) => {
-                for (i, _, _) in &in_ns {
-                    results[*i] = Err(StepError::Netns(netns::NetnsError::Worker));
-                }
-            }
-        }
-        for (node, s) in saved {
-            if s.is_some() {
-                self.saved_fw.insert(node, s);
-            }
+            results[i] = self.fw_step(s);
         }
         // Record the version in lo's tag, so the next snapshot knows the table is current.
         let mut tags: Vec<NodeReq> = Vec::new();
@@ -165,5 +169,11 @@ impl KernelBackend {
         }
         self.send(tags, &mut results);
         results
+    }
+}
+
+fn absent(node: &NodeRef) -> StepError {
+    StepError::Absent {
+        what: format!("the nf_tables socket of {node}"),
     }
 }

@@ -26,6 +26,8 @@ use crate::ownership;
 struct NsHandle {
     fd: OwnedFd,
     sock: NlSocket,
+    /// Its nf_tables socket, once a firewall step needed it.
+    nf: Option<crate::nftables::NfSocket>,
     /// For a namespace this run created: the next free interface index (`lo` is 1), so that
     /// plumb chooses indexes instead of asking for them afterwards. `None` once an index there
     /// was chosen by the kernel (plumb then no longer knows which are free).
@@ -45,7 +47,9 @@ pub struct KernelBackend {
     /// The lab's `prefix`: namespaces' `lo` tags then name their node as written.
     prefix: Option<String>,
     /// Firewall tables saved before a change replaced them, for rollback.
-    saved_fw: HashMap<NodeRef, Option<serde_json::Value>>,
+    saved_fw: HashMap<NodeRef, crate::nftables::Saved>,
+    /// The host's nf_tables socket, once a firewall step needed it.
+    host_nf: Option<crate::nftables::NfSocket>,
     /// Time spent scheduling, creating links and configuring (debug profile).
     timing: (
         std::time::Duration,
@@ -102,6 +106,7 @@ impl KernelBackend {
             index,
             known,
             saved_fw: HashMap::new(),
+            host_nf: None,
             prefix: None,
             timing: Default::default(),
         })
@@ -178,6 +183,7 @@ impl KernelBackend {
                         NsHandle {
                             fd,
                             sock,
+                            nf: None,
                             next_index: None,
                         },
                     );
