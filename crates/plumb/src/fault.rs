@@ -9,7 +9,9 @@
 //!   made one the kernel refuses (its message type is replaced by one past `RTM_MAX`, answered
 //!   `EOPNOTSUPP` with no side effect), wherever it falls in a pipelined batch. Kinds:
 //!   `create-link`, `tag` (a link change setting an alias), `set-link`, `del-link`, `add-addr`,
-//!   `del-addr`, `add-route`, `del-route`;
+//!   `del-addr`, `add-route`, `del-route`, and `nft-rule` (an nf_tables rule in a
+//!   transaction: its type is made one nfnetlink does not know, which refuses the whole
+//!   transaction with `EINVAL`);
 //! - `step=N`: the N-th step of a plan fails before the backend sees it (a failure at a batch
 //!   boundary);
 //! - `stall=N`: after N steps, print `plumb: stalled` on stderr and sleep, holding the lab's
@@ -129,6 +131,26 @@ pub(crate) fn on_request(msg: &mut [u8]) {
     });
     if hit {
         msg[4..6].copy_from_slice(&REFUSED_TYPE.to_ne_bytes());
+    }
+}
+
+/// `NFT_MSG_NEWRULE` as a netlink type (`NFNL_SUBSYS_NFTABLES << 8 | 6`).
+const NFT_NEWRULE: u16 = (10 << 8) | 6;
+/// An nf_tables message type past `NFT_MSG_MAX`.
+const NFT_REFUSED_TYPE: u16 = (10 << 8) | 0xff;
+
+/// Called for every nf_tables message of a transaction as it is encoded.
+pub(crate) fn on_nft_message(msg: &mut [u8]) {
+    if u16::from_ne_bytes([msg[4], msg[5]]) != NFT_NEWRULE {
+        return;
+    }
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    let seen = SEEN.fetch_add(1, Ordering::SeqCst) + 1;
+    let hit = faults()
+        .iter()
+        .any(|f| matches!(f, Fault::Request { kind: Some(k), n } if k == "nft-rule" && seen == *n));
+    if hit {
+        msg[4..6].copy_from_slice(&NFT_REFUSED_TYPE.to_ne_bytes());
     }
 }
 

@@ -4,7 +4,11 @@
 
 use super::compile::flags::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 use super::socket::NfSocket;
-use super::wire::{attr, be32, family, msg, nft_type, raw_attrs, received, text, Msg};
+use std::collections::HashMap;
+
+use super::wire::{
+    attr, attrs, be32, family, msg, nft_type, push_attr, raw_attrs, received, text, Msg,
+};
 use super::{ChainListing, Listing, RuleListing};
 use crate::netlink::NetlinkError;
 
@@ -38,6 +42,17 @@ mod a {
     pub const SET_ID: u16 = 10;
     pub const SET_PAD: u16 = 15;
     pub const SET_HANDLE: u16 = 16;
+    pub const SET_TYPE: u16 = 19;
+    pub const SET_COUNT: u16 = 20;
+    pub const SETELEM_ELEMENTS: u16 = 3;
+    pub const SETELEM_SET_ID: u16 = 4;
+    pub const SET_FLAGS: u16 = 3;
+    pub const RULE_EXPRESSIONS: u16 = 4;
+    pub const LIST_ELEM: u16 = 1;
+    pub const EXPR_NAME: u16 = 1;
+    pub const EXPR_DATA: u16 = 2;
+    pub const LOOKUP_SET: u16 = 1;
+    pub const LOOKUP_SET_ID: u16 = 4;
     pub const SETELEM_TABLE: u16 = 1;
     pub const SETELEM_SET: u16 = 2;
 }
@@ -210,6 +225,96 @@ fn without(attrs_: &[u8], drop: &[u16]) -> Vec<u8> {
     out
 }
 
+/// `NFT_SET_ANONYMOUS`.
+const NFT_SET_ANONYMOUS: u32 = 0x1;
+/// The name an anonymous set is created with: the kernel picks the number.
+const ANONYMOUS_NAME: &str = "__set%d";
+
+fn name_attr(kind: u16, name: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut s = name.as_bytes().to_vec();
+    s.push(0);
+    push_attr(&mut out, kind, false, &s);
+    out
+}
+
+/// An anonymous set is recreated the way `nft` creates one: named `__set%d` (the kernel picks
+/// the number) and referred to in the same transaction by an id, since the name it had is not
+/// the one it gets.
+fn anonymous_set(attrs_: &[u8], id: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, whole) in raw_attrs(attrs_) {
+        if k == a::SET_NAME {
+            out.extend(name_attr(a::SET_NAME, ANONYMOUS_NAME));
+        } else {
+            out.extend_from_slice(whole);
+            out.resize((out.len() + 3) & !3, 0);
+        }
+    }
+    push_attr(&mut out, a::SET_ID, false, &id.to_be_bytes());
+    out
+}
+
+fn anonymous_elements(attrs_: &[u8], id: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, whole) in raw_attrs(attrs_) {
+        if k == a::SETELEM_SET {
+            out.extend(name_attr(a::SETELEM_SET, ANONYMOUS_NAME));
+        } else {
+            out.extend_from_slice(whole);
+            out.resize((out.len() + 3) & !3, 0);
+        }
+    }
+    push_attr(&mut out, a::SETELEM_SET_ID, false, &id.to_be_bytes());
+    out
+}
+
+/// A rule's attributes with its lookups of anonymous sets pointed at the sets' new ids.
+fn rule_with_set_ids(attrs_: &[u8], ids: &HashMap<String, u32>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (k, whole) in raw_attrs(attrs_) {
+        if k != a::RULE_EXPRESSIONS {
+            out.extend_from_slice(whole);
+            out.resize((out.len() + 3) & !3, 0);
+            continue;
+        }
+        let mut list = Vec::new();
+        for (_, elem) in attrs(&whole[4..]) {
+            let name = attr(elem, a::EXPR_NAME).map(text).unwrap_or_default();
+            let data = attr(elem, a::EXPR_DATA).unwrap_or_default();
+            let set = attr(data, a::LOOKUP_SET).map(text);
+            let id = set.as_ref().and_then(|s| ids.get(s));
+            let mut e = Vec::new();
+            match (name.as_str(), id) {
+                ("lookup", Some(id)) => {
+                    for (dk, dwhole) in raw_attrs(elem) {
+                        if dk != a::EXPR_DATA {
+                            e.extend_from_slice(dwhole);
+                            e.resize((e.len() + 3) & !3, 0);
+                            continue;
+                        }
+                        let mut d = Vec::new();
+                        for (lk, lwhole) in raw_attrs(data) {
+                            if lk == a::LOOKUP_SET || lk == a::LOOKUP_SET_ID {
+                                continue;
+                            }
+                            d.extend_from_slice(lwhole);
+                            d.resize((d.len() + 3) & !3, 0);
+                        }
+                        d.extend(name_attr(a::LOOKUP_SET, ANONYMOUS_NAME));
+                        push_attr(&mut d, a::LOOKUP_SET_ID, false, &id.to_be_bytes());
+                        push_attr(&mut e, a::EXPR_DATA, true, &d);
+                    }
+                }
+                _ => e.extend_from_slice(elem),
+            }
+            push_attr(&mut list, a::LIST_ELEM, true, &e);
+        }
+        push_attr(&mut out, a::RULE_EXPRESSIONS, true, &list);
+    }
+    out
+}
+
 /// Reads `inet TABLE` whole, to put it back later; `None` if there is no such table.
 pub fn save(sock: &mut NfSocket, table: &str) -> Result<Option<Saved>, NetlinkError> {
     let mut m = get(msg::NFT_MSG_GETTABLE, family::NFPROTO_INET);
@@ -246,19 +351,45 @@ pub fn save(sock: &mut NfSocket, table: &str) -> Result<Option<Saved>, NetlinkEr
     }
     let mut m = get(msg::NFT_MSG_GETSET, family::NFPROTO_INET);
     m.put_str(a::SET_TABLE, table);
+    let mut anonymous: HashMap<String, u32> = HashMap::new();
     for s in sock.dump(&m)? {
         let Some(r) = received(&s) else { continue };
         let name = attr(r.attrs, a::SET_NAME).map(text).unwrap_or_default();
-        let keep = without(r.attrs, &[a::SET_HANDLE, a::SET_PAD, a::SET_ID]);
+        // The backend's name and the element count are what the kernel reports, not settings.
+        let keep = without(
+            r.attrs,
+            &[
+                a::SET_HANDLE,
+                a::SET_PAD,
+                a::SET_ID,
+                a::SET_TYPE,
+                a::SET_COUNT,
+            ],
+        );
+        let flags = attr(r.attrs, a::SET_FLAGS).and_then(be32).unwrap_or(0);
+        let id = (flags & NFT_SET_ANONYMOUS != 0).then(|| {
+            let id = anonymous.len() as u32 + 1;
+            anonymous.insert(name.clone(), id);
+            id
+        });
+        let keep = match id {
+            Some(id) => anonymous_set(&keep, id),
+            None => keep,
+        };
         saved.objects.push((msg::NFT_MSG_NEWSET, keep));
         let mut e = get(msg::NFT_MSG_GETSETELEM, family::NFPROTO_INET);
         e.put_str(a::SETELEM_TABLE, table);
         e.put_str(a::SETELEM_SET, &name);
         for el in sock.dump(&e)? {
-            if let Some(r) = received(&el) {
-                saved
-                    .objects
-                    .push((msg::NFT_MSG_NEWSETELEM, r.attrs.to_vec()));
+            // A dump may end with a message without elements.
+            if let Some(r) = received(&el)
+                .filter(|r| attr(r.attrs, a::SETELEM_ELEMENTS).is_some_and(|e| !e.is_empty()))
+            {
+                let elems = match id {
+                    Some(id) => anonymous_elements(r.attrs, id),
+                    None => r.attrs.to_vec(),
+                };
+                saved.objects.push((msg::NFT_MSG_NEWSETELEM, elems));
             }
         }
     }
@@ -270,7 +401,9 @@ pub fn save(sock: &mut NfSocket, table: &str) -> Result<Option<Saved>, NetlinkEr
                 r.attrs,
                 &[a::RULE_HANDLE, a::RULE_POSITION, a::RULE_PAD, a::RULE_ID],
             );
-            saved.objects.push((msg::NFT_MSG_NEWRULE, keep));
+            saved
+                .objects
+                .push((msg::NFT_MSG_NEWRULE, rule_with_set_ids(&keep, &anonymous)));
         }
     }
     Ok(Some(saved))

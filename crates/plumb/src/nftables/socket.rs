@@ -86,7 +86,11 @@ impl NfSocket {
         for m in msgs {
             let seq = self.next_seq();
             seqs.push(seq);
-            bytes.extend(m.finish(seq));
+            #[allow(unused_mut)]
+            let mut one = m.finish(seq);
+            #[cfg(feature = "fault-injection")]
+            crate::fault::on_nft_message(&mut one);
+            bytes.extend(one);
         }
         let end = self.next_seq();
         bytes.extend(framing(NFNL_MSG_BATCH_END).finish(end));

@@ -198,6 +198,15 @@ pub fn raw_attrs(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// Appends an attribute to raw attribute bytes (`nested` sets `NLA_F_NESTED`).
+pub fn push_attr(out: &mut Vec<u8>, kind: u16, nested: bool, data: &[u8]) {
+    let flag = if nested { NLA_F_NESTED } else { 0 };
+    out.extend_from_slice(&((4 + data.len()) as u16).to_ne_bytes());
+    out.extend_from_slice(&(kind | flag).to_ne_bytes());
+    out.extend_from_slice(data);
+    out.resize(align4(out.len()), 0);
+}
+
 /// The first attribute of type `kind` in `buf`.
 pub fn attr(buf: &[u8], kind: u16) -> Option<&[u8]> {
     attrs(buf).find(|(k, _)| *k == kind).map(|(_, d)| d)

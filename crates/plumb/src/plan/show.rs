@@ -180,7 +180,7 @@ impl fmt::Display for Step {
                 version,
             } => f.write_str(&inside(
                 node,
-                &format!("nft -j -f - # restore table inet {table} (version {version})"),
+                &format!("nft -f - # put back table inet {table} as it was (version {version})"),
             )),
             Step::DeleteFirewall { node, table } => {
                 f.write_str(&inside(node, &format!("nft delete table inet {table}")))
