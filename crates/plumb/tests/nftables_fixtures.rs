@@ -690,6 +690,7 @@ fn schema(ctx: Ctx) -> Schema {
 fn top_ctx(ty: u16) -> Ctx {
     match type_name(ty).unwrap_or("") {
         "BATCH_BEGIN" | "BATCH_END" => Ctx::Batch,
+        n if n.ends_with("FLOWTABLE") || n.contains("OBJ") => Ctx::Opaque,
         n if n.ends_with("SETELEM") => Ctx::ElemList,
         n if n.ends_with("TABLE") => Ctx::Table,
         n if n.ends_with("CHAIN") => Ctx::Chain,
