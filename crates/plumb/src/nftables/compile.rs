@@ -23,7 +23,7 @@ pub mod flags {
     /// `NLM_F_APPEND`.
     pub const NLM_F_APPEND: u16 = 0x800;
 }
-use flags::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
+use flags::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 
 /// `NFTA_TABLE_*`.
 mod table_attr {
@@ -86,6 +86,23 @@ const BYTEORDER_BIG_ENDIAN: u32 = 2;
 /// `NFTNL_UDATA_RULE_COMMENT`.
 const UDATA_RULE_COMMENT: u8 = 0;
 
+/// `NFTNL_UDATA_SET_KEY_TYPEOF`: the expression the key of an anonymous set was written as,
+/// which `nft list` uses to print its elements. nft's own encoding, as it sends it: the
+/// expression's type, then its description (for `icmpv6 type`: payload of protocol
+/// `icmpv6`, field `type`; for `meta l4proto`: meta key `l4proto`).
+fn key_typeof(key_type: u32) -> &'static [u8] {
+    match key_type {
+        TYPE_ICMP6_TYPE => &[
+            3, 20, 0, 4, 7, 0, 0, 0, 1, 12, 0, 4, 14, 0, 0, 0, 1, 4, 1, 0, 0, 0,
+        ],
+        TYPE_INET_PROTOCOL => &L4PROTO_TYPEOF,
+        _ => &[],
+    }
+}
+
+/// `meta l4proto` as a set key's typeof (see [`key_typeof`]).
+const L4PROTO_TYPEOF: [u8; 16] = [3, 14, 0, 4, 9, 0, 0, 0, 1, 6, 0, 4, 16, 0, 0, 0];
+
 /// `IPPROTO_*`.
 const IPPROTO_ICMP: u8 = 1;
 const IPPROTO_TCP: u8 = 6;
@@ -102,10 +119,12 @@ const IPS_DST_NAT: u32 = 0x20;
 /// `IFNAMSIZ`: interface names are compared as 16 bytes.
 const IFNAMSIZ: usize = 16;
 
+/// A message of a transaction, with the flags `nft` gives it: no acknowledgement is asked for
+/// (the kernel answers only what it refuses, before `sendmsg` returns).
 fn request(kind: u16, extra: u16) -> Msg {
     Msg::new(
         nft_type(kind),
-        NLM_F_REQUEST | NLM_F_ACK | extra,
+        NLM_F_REQUEST | extra,
         family::NFPROTO_INET,
         0,
     )
@@ -114,12 +133,11 @@ fn request(kind: u16, extra: u16) -> Msg {
 /// The messages that add table `name` if it is missing and then delete it (so that a
 /// missing table is no error): `nft add table inet NAME; nft delete table inet NAME`.
 pub fn delete_table(name: &str) -> Vec<Msg> {
-    let mut add = request(msg::NFT_MSG_NEWTABLE, NLM_F_CREATE);
+    let mut add = request(msg::NFT_MSG_NEWTABLE, 0);
     add.put_str(table_attr::NAME, name);
     add.put_u32(table_attr::FLAGS, 0);
     let mut del = request(msg::NFT_MSG_DELTABLE, 0);
     del.put_str(table_attr::NAME, name);
-    del.put_u32(table_attr::FLAGS, 0);
     vec![add, del]
 }
 
@@ -132,7 +150,7 @@ pub fn replace_table(t: &Table) -> Vec<Msg> {
         next_set_id: 1,
         bridges: None,
     };
-    let mut add = request(msg::NFT_MSG_NEWTABLE, NLM_F_CREATE);
+    let mut add = request(msg::NFT_MSG_NEWTABLE, 0);
     add.put_str(table_attr::NAME, &t.name);
     add.put_u32(table_attr::FLAGS, 0);
     c.out.push(add);
@@ -374,19 +392,22 @@ impl Compiler<'_> {
         );
         s.put_u32(set_attr::KEY_TYPE, key_type);
         s.put_u32(set_attr::KEY_LEN, key_len);
+        s.put_u32(set_attr::ID, id);
         if anonymous {
             let d = s.begin(set_attr::DESC);
             s.put_u32(set_attr::DESC_SIZE, elems.len() as u32);
             s.end(d);
         }
-        s.put_u32(set_attr::ID, id);
-        let order = if key_type == TYPE_IFNAME {
-            BYTEORDER_HOST_ENDIAN
-        } else {
+        // As nft records them: an interface name and `meta l4proto` in host order, an
+        // `icmpv6 type` (a packet field) in network order.
+        let order = if key_type == TYPE_ICMP6_TYPE {
             BYTEORDER_BIG_ENDIAN
+        } else {
+            BYTEORDER_HOST_ENDIAN
         };
         let mut udata = vec![UDATA_SET_KEYBYTEORDER, 4];
         udata.extend_from_slice(&order.to_ne_bytes());
+        udata.extend_from_slice(key_typeof(key_type));
         s.put(set_attr::USERDATA, &udata);
         self.out.push(s);
         let mut e = request(msg::NFT_MSG_NEWSETELEM, NLM_F_CREATE);
@@ -394,8 +415,9 @@ impl Compiler<'_> {
         e.put_str(set_attr::ELEM_LIST_SET, &name);
         e.put_u32(set_attr::ELEM_LIST_SET_ID, id);
         let list = e.begin(set_attr::ELEM_LIST_ELEMENTS);
-        for v in elems {
-            let el = e.begin(NFTA_LIST_ELEM);
+        // nft numbers the elements of the list (1, 2, …) where the kernel reads any type.
+        for (k, v) in elems.iter().enumerate() {
+            let el = e.begin(NFTA_LIST_ELEM + k as u16);
             let k = e.begin(set_attr::ELEM_KEY);
             e.put(NFTA_DATA_VALUE, v);
             e.end(k);

@@ -261,11 +261,11 @@ impl Expr {
                 m.put_u32(7, nat::NF_NAT_RANGE_PROTO_SPECIFIED);
             }
             Expr::Masq => {}
-            // NFTA_FIB_DREG = 1, RESULT = 2, FLAGS = 3.
+            // NFTA_FIB_FLAGS = 3, RESULT = 2, DREG = 1.
             Expr::FibDaddrType { dreg } => {
-                m.put_u32(1, *dreg);
-                m.put_u32(2, fib::NFT_FIB_RESULT_ADDRTYPE);
                 m.put_u32(3, fib::NFTA_FIB_F_DADDR);
+                m.put_u32(2, fib::NFT_FIB_RESULT_ADDRTYPE);
+                m.put_u32(1, *dreg);
             }
         }
         m.end(data);

@@ -16,8 +16,10 @@ pub mod trace;
 pub mod wire;
 
 pub use compile::{delete_table, replace_table};
-pub use read::Saved;
-pub use socket::{NfSocket, Refused};
+pub use read::{
+    decode_forward_drops, decode_listing, decode_saved, decode_version, Saved, TableDump,
+};
+pub use socket::{batch_bytes, NfSocket, Refused};
 
 use crate::firewall::{Rule, Table};
 use crate::netlink::NetlinkError;

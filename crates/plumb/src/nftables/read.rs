@@ -2,7 +2,7 @@
 //! ([`Listing`]), its version mark, the whole table as the requests that recreate it (for
 //! rollback), and other tables' base chains (for the forward-drop warning).
 
-use super::compile::flags::{NLM_F_ACK, NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
+use super::compile::flags::{NLM_F_APPEND, NLM_F_CREATE, NLM_F_REQUEST};
 use super::socket::NfSocket;
 use std::collections::HashMap;
 
@@ -134,52 +134,44 @@ fn comment(udata: &[u8]) -> Option<String> {
     None
 }
 
-/// `inet TABLE`'s chains and rules, or `None` if there is no such table.
-pub fn listing(sock: &mut NfSocket, table: &str) -> Result<Option<Listing>, NetlinkError> {
-    if !exists(sock, table)? {
-        return Ok(None);
-    }
+/// The messages of a dump answer as they are received.
+pub type Dumped = [Vec<u8>];
+
+/// A [`Listing`] from the answers to a chain dump and a rule dump of one table.
+pub fn decode_listing(chains_: &Dumped, rules: &Dumped) -> Listing {
     let mut out = Listing::default();
-    for c in chains(sock, Some(table))? {
-        if let Some(r) = received(&c) {
+    for c in chains_ {
+        if let Some(r) = received(c) {
             out.chains.push(chain_listing(r.attrs));
         }
     }
-    let mut m = get(msg::NFT_MSG_GETRULE, family::NFPROTO_INET);
-    m.put_str(a::RULE_TABLE, table);
-    for r in sock.dump(&m)? {
-        if let Some(r) = received(&r) {
+    for r in rules {
+        if let Some(r) = received(r) {
             out.rules.push(RuleListing {
                 chain: attr(r.attrs, a::RULE_CHAIN).map(text).unwrap_or_default(),
                 comment: attr(r.attrs, a::RULE_USERDATA).and_then(comment),
             });
         }
     }
-    Ok(Some(out))
+    out
 }
 
-/// The version mark of `inet TABLE` (its `v-VERSION` chain): `None` without the table,
-/// `Some("")` for a table without a mark.
-pub fn version(sock: &mut NfSocket, table: &str) -> Result<Option<String>, NetlinkError> {
-    if !exists(sock, table)? {
-        return Ok(None);
-    }
-    Ok(Some(
-        chains(sock, Some(table))?
-            .iter()
-            .filter_map(|c| received(c))
-            .filter_map(|r| attr(r.attrs, a::CHAIN_NAME).map(text))
-            .find_map(|n| n.strip_prefix("v-").map(str::to_string))
-            .unwrap_or_default(),
-    ))
+/// The version in the name of a table's `v-VERSION` chain, from a chain dump (`""` if none).
+pub fn decode_version(chains_: &Dumped) -> String {
+    chains_
+        .iter()
+        .filter_map(|c| received(c))
+        .filter_map(|r| attr(r.attrs, a::CHAIN_NAME).map(text))
+        .find_map(|n| n.strip_prefix("v-").map(str::to_string))
+        .unwrap_or_default()
 }
 
-/// Base chains of other tables (any family) on the forward hook with a drop policy, as
-/// `FAMILY TABLE/CHAIN`.
-pub fn forward_drops(sock: &mut NfSocket, own: &str) -> Result<Vec<String>, NetlinkError> {
+/// From a dump of every chain: base chains of other tables than `own` (any family) on the
+/// forward hook with a drop policy, as `FAMILY TABLE/CHAIN`.
+pub fn decode_forward_drops(chains_: &Dumped, own: &str) -> Vec<String> {
     let mut out = Vec::new();
-    for c in chains(sock, None)? {
-        let Some(r) = received(&c) else { continue };
+    for c in chains_ {
+        let Some(r) = received(c) else { continue };
         let l = chain_listing(r.attrs);
         let table = attr(r.attrs, a::CHAIN_TABLE).map(text).unwrap_or_default();
         if l.hook.as_deref() == Some("forward")
@@ -198,7 +190,38 @@ pub fn forward_drops(sock: &mut NfSocket, own: &str) -> Result<Vec<String>, Netl
             out.push(format!("{fam} {table}/{}", l.name));
         }
     }
-    Ok(out)
+    out
+}
+
+fn rules_of(sock: &mut NfSocket, table: &str) -> Result<Vec<Vec<u8>>, NetlinkError> {
+    let mut m = get(msg::NFT_MSG_GETRULE, family::NFPROTO_INET);
+    m.put_str(a::RULE_TABLE, table);
+    sock.dump(&m)
+}
+
+/// `inet TABLE`'s chains and rules, or `None` if there is no such table.
+pub fn listing(sock: &mut NfSocket, table: &str) -> Result<Option<Listing>, NetlinkError> {
+    if !exists(sock, table)? {
+        return Ok(None);
+    }
+    let c = chains(sock, Some(table))?;
+    let r = rules_of(sock, table)?;
+    Ok(Some(decode_listing(&c, &r)))
+}
+
+/// The version mark of `inet TABLE` (its `v-VERSION` chain): `None` without the table,
+/// `Some("")` for a table without a mark.
+pub fn version(sock: &mut NfSocket, table: &str) -> Result<Option<String>, NetlinkError> {
+    if !exists(sock, table)? {
+        return Ok(None);
+    }
+    Ok(Some(decode_version(&chains(sock, Some(table))?)))
+}
+
+/// Base chains of other tables on the forward hook with a drop policy (see
+/// [`decode_forward_drops`]).
+pub fn forward_drops(sock: &mut NfSocket, own: &str) -> Result<Vec<String>, NetlinkError> {
+    Ok(decode_forward_drops(&chains(sock, None)?, own))
 }
 
 /// A table as the requests that recreate it exactly: the objects a dump lists, without the
@@ -315,26 +338,34 @@ fn rule_with_set_ids(attrs_: &[u8], ids: &HashMap<String, u32>) -> Vec<u8> {
     out
 }
 
-/// Reads `inet TABLE` whole, to put it back later; `None` if there is no such table.
-pub fn save(sock: &mut NfSocket, table: &str) -> Result<Option<Saved>, NetlinkError> {
-    let mut m = get(msg::NFT_MSG_GETTABLE, family::NFPROTO_INET);
-    m.put_str(a::TABLE_NAME, table);
-    let Some(t) = sock.get(&m)? else {
-        return Ok(None);
-    };
+/// A table's dumps: the table, its chains, its sets each with its elements, its rules.
+#[derive(Debug, Clone, Default)]
+pub struct TableDump {
+    /// The answer to `GETTABLE`.
+    pub table: Vec<u8>,
+    /// The answers to the chain dump.
+    pub chains: Vec<Vec<u8>>,
+    /// Each set (the answer to the set dump) with the answers to its element dump.
+    pub sets: Vec<(Vec<u8>, Vec<Vec<u8>>)>,
+    /// The answers to the rule dump.
+    pub rules: Vec<Vec<u8>>,
+}
+
+/// A table's dumps as the requests that recreate it.
+pub fn decode_saved(name: &str, d: &TableDump) -> Saved {
     let mut saved = Saved {
-        table: table.to_string(),
+        table: name.to_string(),
         objects: Vec::new(),
     };
-    if let Some(r) = received(&t) {
+    if let Some(r) = received(&d.table) {
         let keep = without(
             r.attrs,
             &[a::TABLE_USE, a::TABLE_HANDLE, a::TABLE_PAD, a::TABLE_OWNER],
         );
         saved.objects.push((msg::NFT_MSG_NEWTABLE, keep));
     }
-    for c in chains(sock, Some(table))? {
-        if let Some(r) = received(&c) {
+    for c in &d.chains {
+        if let Some(r) = received(c) {
             let keep = without(
                 r.attrs,
                 &[
@@ -349,11 +380,9 @@ pub fn save(sock: &mut NfSocket, table: &str) -> Result<Option<Saved>, NetlinkEr
             saved.objects.push((msg::NFT_MSG_NEWCHAIN, keep));
         }
     }
-    let mut m = get(msg::NFT_MSG_GETSET, family::NFPROTO_INET);
-    m.put_str(a::SET_TABLE, table);
     let mut anonymous: HashMap<String, u32> = HashMap::new();
-    for s in sock.dump(&m)? {
-        let Some(r) = received(&s) else { continue };
+    for (s, elems) in &d.sets {
+        let Some(r) = received(s) else { continue };
         let name = attr(r.attrs, a::SET_NAME).map(text).unwrap_or_default();
         // The backend's name and the element count are what the kernel reports, not settings.
         let keep = without(
@@ -377,12 +406,9 @@ pub fn save(sock: &mut NfSocket, table: &str) -> Result<Option<Saved>, NetlinkEr
             None => keep,
         };
         saved.objects.push((msg::NFT_MSG_NEWSET, keep));
-        let mut e = get(msg::NFT_MSG_GETSETELEM, family::NFPROTO_INET);
-        e.put_str(a::SETELEM_TABLE, table);
-        e.put_str(a::SETELEM_SET, &name);
-        for el in sock.dump(&e)? {
-            // A dump may end with a message without elements.
-            if let Some(r) = received(&el)
+        for el in elems {
+            // A dump ends with a message without elements.
+            if let Some(r) = received(el)
                 .filter(|r| attr(r.attrs, a::SETELEM_ELEMENTS).is_some_and(|e| !e.is_empty()))
             {
                 let elems = match id {
@@ -393,10 +419,8 @@ pub fn save(sock: &mut NfSocket, table: &str) -> Result<Option<Saved>, NetlinkEr
             }
         }
     }
-    let mut m = get(msg::NFT_MSG_GETRULE, family::NFPROTO_INET);
-    m.put_str(a::RULE_TABLE, table);
-    for r in sock.dump(&m)? {
-        if let Some(r) = received(&r) {
+    for r in &d.rules {
+        if let Some(r) = received(r) {
             let keep = without(
                 r.attrs,
                 &[a::RULE_HANDLE, a::RULE_POSITION, a::RULE_PAD, a::RULE_ID],
@@ -406,7 +430,34 @@ pub fn save(sock: &mut NfSocket, table: &str) -> Result<Option<Saved>, NetlinkEr
                 .push((msg::NFT_MSG_NEWRULE, rule_with_set_ids(&keep, &anonymous)));
         }
     }
-    Ok(Some(saved))
+    saved
+}
+
+/// Reads `inet TABLE` whole, to put it back later; `None` if there is no such table.
+pub fn save(sock: &mut NfSocket, table: &str) -> Result<Option<Saved>, NetlinkError> {
+    let mut m = get(msg::NFT_MSG_GETTABLE, family::NFPROTO_INET);
+    m.put_str(a::TABLE_NAME, table);
+    let Some(t) = sock.get(&m)? else {
+        return Ok(None);
+    };
+    let mut d = TableDump {
+        table: t,
+        chains: chains(sock, Some(table))?,
+        ..TableDump::default()
+    };
+    let mut m = get(msg::NFT_MSG_GETSET, family::NFPROTO_INET);
+    m.put_str(a::SET_TABLE, table);
+    for s in sock.dump(&m)? {
+        let Some(r) = received(&s) else { continue };
+        let name = attr(r.attrs, a::SET_NAME).map(text).unwrap_or_default();
+        let mut e = get(msg::NFT_MSG_GETSETELEM, family::NFPROTO_INET);
+        e.put_str(a::SETELEM_TABLE, table);
+        e.put_str(a::SETELEM_SET, &name);
+        let elems = sock.dump(&e)?;
+        d.sets.push((s, elems));
+    }
+    d.rules = rules_of(sock, table)?;
+    Ok(Some(decode_saved(table, &d)))
 }
 
 impl Saved {
@@ -416,11 +467,12 @@ impl Saved {
         for (kind, attrs_) in &self.objects {
             let extra = match *kind {
                 msg::NFT_MSG_NEWRULE => NLM_F_CREATE | NLM_F_APPEND,
+                msg::NFT_MSG_NEWTABLE => 0,
                 _ => NLM_F_CREATE,
             };
             out.push(Msg::with_attrs(
                 nft_type(*kind),
-                NLM_F_REQUEST | NLM_F_ACK | extra,
+                NLM_F_REQUEST | extra,
                 family::NFPROTO_INET,
                 attrs_,
             ));

@@ -77,23 +77,18 @@ impl NfSocket {
     }
 
     /// Runs `msgs` as one transaction: all of them take effect, or none does and the refused
-    /// message is named. Every message asks for an acknowledgement, so the answer to each is
-    /// known; the kernel queues them all before `sendmsg` returns.
+    /// message is named. As with `nft`, no acknowledgement is asked for: nfnetlink processes a
+    /// batch inside `sendmsg` and queues an error for each message it refuses before
+    /// `sendmsg` returns, so what is queued then is the whole answer.
     pub fn transact(&mut self, msgs: Vec<Msg>) -> Result<(), Refused> {
-        let first = self.next_seq();
-        let mut bytes = framing(NFNL_MSG_BATCH_BEGIN).finish(first);
-        let mut seqs = Vec::with_capacity(msgs.len());
-        for m in msgs {
-            let seq = self.next_seq();
-            seqs.push(seq);
-            #[allow(unused_mut)]
-            let mut one = m.finish(seq);
-            #[cfg(feature = "fault-injection")]
-            crate::fault::on_nft_message(&mut one);
+        let first = self.seq;
+        let n = msgs.len() as u32;
+        self.seq = self.seq.wrapping_add(n + 2);
+        let seqs: Vec<u32> = (1..=n).map(|k| first.wrapping_add(k)).collect();
+        let mut bytes = Vec::new();
+        for one in batch_bytes(msgs, first) {
             bytes.extend(one);
         }
-        let end = self.next_seq();
-        bytes.extend(framing(NFNL_MSG_BATCH_END).finish(end));
         let whole = |error| Refused {
             index: usize::MAX,
             error,
@@ -109,16 +104,13 @@ impl NfSocket {
                 source: io::Error::new(io::ErrorKind::WriteZero, "short netlink send"),
             }));
         }
-        let mut answered = vec![false; seqs.len()];
         let mut refused: Option<Refused> = None;
-        while answered.iter().any(|a| !a) {
-            let len = self.recv().map_err(whole)?;
+        while let Some(len) = self.recv_queued().map_err(whole)? {
             for (h, b) in ack::messages(&self.buf[..len]) {
                 let Some(i) = seqs.iter().position(|s| *s == h.seq) else {
                     continue;
                 };
                 if let Ack::Error { code, ext, .. } = ack::decode(h, b) {
-                    answered[i] = true;
                     if code != 0 && refused.is_none() {
                         refused = Some(Refused {
                             index: i,
@@ -131,6 +123,23 @@ impl NfSocket {
         match refused {
             Some(r) => Err(r),
             None => Ok(()),
+        }
+    }
+
+    /// A datagram already queued, without waiting: `None` when there is none.
+    fn recv_queued(&mut self) -> Result<Option<usize>, NetlinkError> {
+        loop {
+            match self.sock.recv(&mut &mut self.buf[..], libc::MSG_DONTWAIT) {
+                Ok(len) => return Ok(Some(len)),
+                Err(e) if e.raw_os_error() == Some(libc::EINTR) => continue,
+                Err(e) if e.raw_os_error() == Some(libc::EAGAIN) => return Ok(None),
+                Err(e) => {
+                    return Err(NetlinkError::Socket {
+                        op: "recv",
+                        source: e,
+                    })
+                }
+            }
         }
     }
 
@@ -220,6 +229,24 @@ impl NfSocket {
             }
         }
     }
+}
+
+/// The messages of one transaction as sent: `BATCH_BEGIN` with sequence number `first`,
+/// `msgs` numbered after it, `BATCH_END`.
+pub fn batch_bytes(msgs: Vec<Msg>, first: u32) -> Vec<Vec<u8>> {
+    let mut out = Vec::with_capacity(msgs.len() + 2);
+    out.push(framing(NFNL_MSG_BATCH_BEGIN).finish(first));
+    let mut seq = first;
+    for m in msgs {
+        seq = seq.wrapping_add(1);
+        #[allow(unused_mut)]
+        let mut one = m.finish(seq);
+        #[cfg(feature = "fault-injection")]
+        crate::fault::on_nft_message(&mut one);
+        out.push(one);
+    }
+    out.push(framing(NFNL_MSG_BATCH_END).finish(seq.wrapping_add(1)));
+    out
 }
 
 /// `BATCH_BEGIN` / `BATCH_END`: `nfgenmsg.res_id` names the subsystem the batch is for.
