@@ -16,6 +16,7 @@ const EXAMPLES: &[&str] = &[
     include_str!("../../../examples/star.toml"),
     include_str!("../../../examples/star-1000.toml"),
     include_str!("../../../examples/egress.toml"),
+    include_str!("../../../examples/dual-stack.toml"),
     include_str!("../../../examples/isolation.toml"),
 ];
 
