@@ -522,3 +522,96 @@ fn ipv6_failed_up_puts_ipv6_forwarding_back() {
     );
     sb.assert_state_eventually(&empty, SETTLE, "after the failed up");
 }
+
+#[test]
+fn dual_stack_show_reads_back_the_rules_of_both_families() {
+    let sb = sandbox();
+    sb.plumb_ok(&["up", &example("dual-stack.toml")]);
+    let out = sb.plumb(&["show", LAB, "--json"]);
+    assert_exit(&out, 0, "plumb show dual-stack --json");
+    let doc = stdout_json(&out);
+    let host = doc["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["node"] == "host"))
+        .unwrap_or_else(|| panic!("no host in show --json: {doc:#}"))
+        .clone();
+    let published: Vec<(String, u64, String, u64)> = host["rules"]["published"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|p| {
+            (
+                p["proto"].as_str().unwrap_or("?").to_string(),
+                p["host_port"].as_u64().unwrap_or(0),
+                p["to"].as_str().unwrap_or("?").to_string(),
+                p["port"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, u64, String, u64)> = [
+        ("tcp", 8080, WEB4, 80),
+        ("tcp", 8080, WEB6, 80),
+        ("udp", 5353, WEB4, 53),
+        ("udp", 5353, WEB6, 53),
+    ]
+    .into_iter()
+    .map(|(p, h, a, m)| (p.to_string(), h, a.to_string(), m))
+    .collect();
+    assert_eq!(published, expected, "{host:#}");
+    let nat: Vec<(String, String)> = host["rules"]["nat"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|r| {
+            (
+                r["rule"].as_str().unwrap_or("?").to_string(),
+                r["subnet"].as_str().unwrap_or("?").to_string(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("masquerade", "10.96.0.0/24"),
+        ("masquerade", "fd00:96::/64"),
+        ("hairpin_masquerade", "10.96.0.0/24"),
+        ("hairpin_masquerade", "fd00:96::/64"),
+    ]
+    .into_iter()
+    .map(|(r, s)| (r.to_string(), s.to_string()))
+    .collect();
+    assert_eq!(nat, expected, "{host:#}");
+}
+
+#[test]
+fn dual_stack_check_probes_both_families_through_nat() {
+    let sb = sandbox();
+    let mut text = std::fs::read_to_string(example("dual-stack.toml")).expect("read the example");
+    for (from, to, proto, result) in [
+        ("client", UPSTREAM6, "icmp", "reach"),
+        ("client", UPSTREAM4, "icmp", "reach"),
+        ("client", WEB6, "tcp/80", "reach"),
+        ("web", CLIENT6, "udp/53", "reach"),
+        // The internet has no route to the private subnets.
+        ("upstream", WEB6, "icmp", "blocked"),
+        ("upstream", WEB4, "icmp", "blocked"),
+    ] {
+        text.push_str(&format!(
+            "\n[[expect]]\nfrom = \"{from}\"\nto = \"{to}\"\nproto = \"{proto}\"\nresult = \"{result}\"\n"
+        ));
+    }
+    let file = sb.write_file("dual-stack-check.toml", &text);
+    let file = file.to_str().expect("UTF-8 path");
+    up(&sb, file);
+    let out = sb.plumb(&["check", file, "--json"]);
+    assert_exit(&out, 0, "plumb check with expectations in both families");
+    let (rows, details) = check_results(&stdout_json(&out), LAB);
+    assert_eq!(rows.len(), 6, "{}", describe(&out));
+    let addresses: Vec<&str> = rows.iter().map(|r| r.2.as_str()).collect();
+    assert_eq!(
+        addresses,
+        [UPSTREAM6, UPSTREAM4, WEB6, CLIENT6, WEB6, WEB4],
+        "each probe goes to the address it names"
+    );
+    assert!(rows.iter().all(|r| r.6), "{rows:#?}\n{details:#?}");
+}
