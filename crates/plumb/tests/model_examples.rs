@@ -95,6 +95,39 @@ fn examples_star_expands_bridge_addresses_and_default_routes() {
 }
 
 #[test]
+fn examples_dual_stack_expands_an_address_and_a_default_route_per_family() {
+    let t = load("dual-stack.toml");
+    assert_eq!(t.name.as_str(), "dual-stack");
+    assert_eq!(
+        t.bridges[0].addresses,
+        [net("10.96.0.1/24"), net("fd00:96::1/64")]
+    );
+    let gw4: IpAddr = "10.96.0.1".parse().unwrap();
+    let gw6: IpAddr = "fd00:96::1".parse().unwrap();
+    for (name, v4, v6) in [
+        ("web", "10.96.0.2/24", "fd00:96::2/64"),
+        ("client", "10.96.0.3/24", "fd00:96::3/64"),
+    ] {
+        let n = node(&t, name);
+        assert_eq!(addrs(n, "eth0"), [net(v4), net(v6)]);
+        let routes: Vec<_> = n.routes.iter().map(|r| (r.to, r.via)).collect();
+        assert_eq!(routes, [(None, Some(gw4)), (None, Some(gw6))]);
+    }
+    assert_eq!(
+        addrs(&t.host, "up6"),
+        [net("198.51.100.1/24"), net("2001:db8:100::1/64")]
+    );
+    assert_eq!(
+        addrs(node(&t, "upstream"), "eth0"),
+        [net("198.51.100.2/24"), net("2001:db8:100::2/64")]
+    );
+    let n = &t.networks[0];
+    assert!(n.nat);
+    assert_eq!(n.subnets.len(), 2);
+    assert_eq!(n.publish.len(), 2);
+}
+
+#[test]
 fn examples_star_1000_expands_to_1000_members_with_distinct_addresses() {
     let t = load("star-1000.toml");
     assert_eq!(t.nodes.len(), 1000);

@@ -16,6 +16,7 @@ const EXAMPLES: &[&str] = &[
     include_str!("../../../examples/star.toml"),
     include_str!("../../../examples/star-1000.toml"),
     include_str!("../../../examples/egress.toml"),
+    include_str!("../../../examples/dual-stack.toml"),
     include_str!("../../../examples/isolation.toml"),
 ];
 
@@ -438,18 +439,27 @@ fn json_examples() -> Vec<String> {
 /// A topology assembled from valid-looking parts, so that the checks of the whole lab (networks,
 /// address pools, links, routes, duplicates) see many more files than a mutation reaches.
 fn generated_topology() -> impl Strategy<Value = String> {
+    // `subnet` and `gateway` as one string or a list (dual stack, or refused).
+    let one_or_list = |items: Vec<String>| match items.as_slice() {
+        [one] => q(one),
+        _ => q_list(&items),
+    };
     let network = (
         name(),
-        address(),
-        prop::option::of(address()),
+        prop::collection::vec(address(), 1..4),
+        prop::option::of(prop::collection::vec(address(), 1..3)),
         prop::collection::vec(name(), 0..5),
         any::<bool>(),
         prop::collection::vec(scalar(), 0..3),
     )
-        .prop_map(|(n, subnet, gateway, members, nat, publish)| {
-            let mut s = format!("[networks.{}]\nsubnet = {}\n", q(&n), q(&subnet));
-            if let Some(g) = gateway {
-                s += &format!("gateway = {}\n", q(g.split('/').next().unwrap_or_default()));
+        .prop_map(move |(n, subnets, gateways, members, nat, publish)| {
+            let mut s = format!("[networks.{}]\nsubnet = {}\n", q(&n), one_or_list(subnets));
+            if let Some(g) = gateways {
+                let g = g
+                    .iter()
+                    .map(|a| a.split('/').next().unwrap_or_default().to_string())
+                    .collect();
+                s += &format!("gateway = {}\n", one_or_list(g));
             }
             s += &format!(
                 "members = {}\nnat = {nat}\npublish = [{}]\n",

@@ -74,53 +74,13 @@ fn refusal_node_firewall_is_still_accepted() {
 }
 
 #[test]
-fn refusal_ipv6_nat_is_refused_at_the_nat_key() {
-    let src = "name = \"x\"\n[networks.six]\nsubnet = \"fd00:1::/64\"\nmembers = [\"web\"]\n\
-               nat = true\n";
-    let d = refused(
-        src,
-        5,
-        1,
-        "`nat` on network `six` is refused: its subnet fd00:1::/64 is IPv6, and plumb builds NAT \
-         and published ports for IPv4 only (no IPv6 forwarding or IPv6 NAT rules yet)",
-    );
-    assert!(d.help().contains("IPv4 subnet"), "{}", d.help());
-}
-
-#[test]
-fn refusal_ipv6_publish_is_refused_at_the_publish_key() {
-    let src = "name = \"x\"\n[networks.six]\nsubnet = \"fd00:1::/64\"\nmembers = [\"web\"]\n\
-               isolated = true\n  publish = [\"8080:web:80/tcp\"]\n";
-    let d = refused(
-        src,
-        6,
-        3,
-        "`publish` on network `six` is refused: its subnet fd00:1::/64 is IPv6, and plumb builds \
-         NAT and published ports for IPv4 only (no IPv6 forwarding or IPv6 NAT rules yet)",
-    );
-    assert!(d.help().contains("remove `publish`"), "{}", d.help());
-}
-
-#[test]
-fn refusal_ipv6_nat_and_publish_are_both_reported() {
-    let src = "name = \"x\"\n[networks.six]\nsubnet = \"fd00:1::/64\"\nmembers = [\"web\"]\n\
-               publish = [\"8080:web:80\"]\nnat = true\n";
-    let found = diagnostics(src);
-    let at: Vec<_> = found.iter().map(|d| (d.line(), d.column())).collect();
-    assert_eq!(at, [(5, 1), (6, 1)]);
-    assert!(found
-        .iter()
-        .all(|d| matches!(d.kind(), DiagnosticKind::Ipv6Nat { .. })));
-}
-
-#[test]
-fn refusal_ipv6_without_nat_and_ipv4_with_nat_are_accepted() {
+fn refusal_ipv6_nat_and_publish_are_no_longer_refused() {
     let src = "name = \"x\"\n[networks.six]\nsubnet = \"fd00:1::/64\"\nmembers = [\"a\"]\n\
-               nat = false\npublish = []\n[networks.four]\nsubnet = \"10.1.0.0/24\"\n\
-               members = [\"b\"]\nnat = true\npublish = [\"8080:b:80\"]\n";
+               nat = true\npublish = [\"8080:a:80\"]\n[networks.four]\nsubnet = \"10.1.0.0/24\"\n\
+               members = [\"b\"]\nnat = true\npublish = [\"8081:b:80\"]\n";
     let t = model::parse_toml(src, ORIGIN).unwrap();
     assert_eq!(t.networks.len(), 2);
-    assert!(!t.networks[0].nat && t.networks[1].nat);
+    assert!(t.networks.iter().all(|n| n.nat && n.publish.len() == 1));
 }
 
 const DUPLICATE_HELP: &str = "give each node its own address";

@@ -11,15 +11,21 @@ use plumb_testkit::{describe, Sandbox};
 
 /// Serves `want` distinct messages on `proto`/`port` (or stops after `secs`), echoing each back
 /// as `echo:MSG` and printing `peer ADDR MSG` for each: the server's own view of its peer.
+/// An optional fifth argument is the address to bind (`0.0.0.0` unless given; an IPv6 one such
+/// as `::` serves IPv6 only, so its peers are never IPv4-mapped).
 pub const SERVER_PY: &str = r#"
 import socket, sys, time
 sys.stderr = sys.stdout
 proto, port, want, secs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
+bind = sys.argv[5] if len(sys.argv) > 5 else "0.0.0.0"
 deadline = time.monotonic() + secs
 kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-s = socket.socket(socket.AF_INET, kind)
+family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+s = socket.socket(family, kind)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", port))
+if family == socket.AF_INET6:
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+s.bind((bind, port))
 if proto == "tcp":
     s.listen(16)
 print("ready", flush=True)
@@ -49,7 +55,8 @@ while len(seen) < want:
 "#;
 
 /// Sends one message over `proto` to `host`:`port` and prints `reply TEXT local ADDR`; exits 1
-/// with `error ...` if no reply came within `secs` (UDP is sent up to three times).
+/// with `error ...` if no reply came within `secs` (UDP is sent up to three times). `host` may
+/// be an IPv4 or an IPv6 address.
 pub const CLIENT_PY: &str = r#"
 import socket, sys
 sys.stderr = sys.stdout
@@ -60,7 +67,7 @@ try:
         c.sendall(msg)
         reply = c.recv(4096)
     else:
-        c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        c = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_DGRAM)
         c.settimeout(secs / 3)
         reply = b""
         for _ in range(3):
@@ -97,7 +104,7 @@ pub struct Server {
     what: String,
 }
 
-/// Starts [`SERVER_PY`] in `ns`, serving for at most `secs`, and waits until it listens.
+/// Starts [`SERVER_PY`] in `ns` on IPv4, serving for at most `secs`, and waits until it listens.
 pub fn serve(
     sb: &Sandbox,
     ns: Option<&str>,
@@ -106,9 +113,25 @@ pub fn serve(
     want: usize,
     secs: &str,
 ) -> Server {
+    serve_on(sb, ns, "0.0.0.0", proto, port, want, secs)
+}
+
+/// [`serve`] bound to `bind`: `::` serves IPv6 (only), `0.0.0.0` IPv4.
+pub fn serve_on(
+    sb: &Sandbox,
+    ns: Option<&str>,
+    bind: &str,
+    proto: &str,
+    port: u16,
+    want: usize,
+    secs: &str,
+) -> Server {
     let (port, want) = (port.to_string(), want.to_string());
-    let argv = in_node(ns, &["python3", "-c", SERVER_PY, proto, &port, &want, secs]);
-    let what = format!("{proto} server on {}:{port}", ns.unwrap_or("host"));
+    let argv = in_node(
+        ns,
+        &["python3", "-c", SERVER_PY, proto, &port, &want, secs, bind],
+    );
+    let what = format!("{proto} server on {}:[{bind}]:{port}", ns.unwrap_or("host"));
     let mut cmd: Command = sb.command(&argv);
     cmd.stdout(Stdio::piped()).stderr(Stdio::null());
     let mut child = cmd

@@ -134,27 +134,33 @@ pub fn host_table(topo: &Topology) -> Table {
     };
     for n in &topo.networks {
         if n.nat {
-            t.nat.push(Rule::Masquerade {
-                subnet: n.subnet,
-                bridge: n.name.to_string(),
-            });
+            for s in &n.subnets {
+                t.nat.push(Rule::Masquerade {
+                    subnet: s.net,
+                    bridge: n.name.to_string(),
+                });
+            }
         }
+        // A published port of a dual-stack network is reached over both families: one DNAT
+        // per family, to the member's address of that family (the kernel applies a DNAT of
+        // an `inet` table only to packets of its own family).
         for p in &n.publish {
-            let Some(addr) = member_addr(topo, &n.subnet, &p.member) else {
-                continue;
-            };
-            t.publish.push(Rule::Publish {
-                proto: p.proto,
-                host_port: p.host_port,
-                to: addr,
-                port: p.port,
-            });
+            for addr in n.addresses_of(&p.member) {
+                t.publish.push(Rule::Publish {
+                    proto: p.proto,
+                    host_port: p.host_port,
+                    to: addr,
+                    port: p.port,
+                });
+            }
         }
         if !n.publish.is_empty() {
-            t.nat.push(Rule::HairpinMasquerade {
-                subnet: n.subnet,
-                bridge: n.name.to_string(),
-            });
+            for s in &n.subnets {
+                t.nat.push(Rule::HairpinMasquerade {
+                    subnet: s.net,
+                    bridge: n.name.to_string(),
+                });
+            }
         }
     }
     if topo.networks.len() > 1 {
@@ -189,22 +195,13 @@ pub fn node_table(topo: &Topology, node: &NodeRef) -> Option<Table> {
     })
 }
 
-/// True when the lab needs packet forwarding in the host (NAT or published ports).
-pub fn needs_forwarding(topo: &Topology) -> bool {
-    topo.networks.iter().any(|n| n.nat || !n.publish.is_empty())
-}
-
-fn member_addr(
-    topo: &Topology,
-    subnet: &IpNet,
-    member: &crate::model::names::NsName,
-) -> Option<std::net::IpAddr> {
-    let node = topo.node(&NodeRef::Ns(member.clone()))?;
-    node.interfaces
+/// True when the lab needs the host to forward packets of one IP family (`ipv6`): a network
+/// with NAT or published ports has a subnet of that family.
+pub fn needs_forwarding(topo: &Topology, ipv6: bool) -> bool {
+    topo.networks
         .iter()
-        .flat_map(|i| &i.addresses)
-        .find(|a| subnet.contains(&a.addr()))
-        .map(|a| a.addr())
+        .filter(|n| n.nat || !n.publish.is_empty())
+        .any(|n| n.subnet(ipv6).is_some())
 }
 
 #[cfg(test)]
@@ -248,5 +245,82 @@ allow = ["icmp", "tcp/80 from 10.90.0.0/24"]
                 port: 80
             }
         );
+    }
+
+    const DUAL: &str = r#"name = "dual"
+[networks.lan0]
+subnet = ["10.90.0.0/24", "fd00:90::/64"]
+members = ["web", "client"]
+nat = true
+publish = ["8080:web:80/tcp", "5353:client:53/udp"]
+"#;
+
+    #[test]
+    fn host_table_dual_stack_has_a_masquerade_and_hairpin_per_subnet_and_publishes_on_both() {
+        let topo = crate::model::parse_toml(DUAL, "t.toml").expect("valid");
+        let t = host_table(&topo);
+        let (v4, v6): (IpNet, IpNet) = (
+            "10.90.0.0/24".parse().unwrap(),
+            "fd00:90::/64".parse().unwrap(),
+        );
+        let bridge = || "lan0".to_string();
+        assert_eq!(
+            t.nat,
+            [
+                Rule::Masquerade {
+                    subnet: v4,
+                    bridge: bridge()
+                },
+                Rule::Masquerade {
+                    subnet: v6,
+                    bridge: bridge()
+                },
+                Rule::HairpinMasquerade {
+                    subnet: v4,
+                    bridge: bridge()
+                },
+                Rule::HairpinMasquerade {
+                    subnet: v6,
+                    bridge: bridge()
+                },
+            ]
+        );
+        let publish = |proto, host_port, to: &str, port| Rule::Publish {
+            proto,
+            host_port,
+            to: to.parse().unwrap(),
+            port,
+        };
+        assert_eq!(
+            t.publish,
+            [
+                publish(Proto::Tcp, 8080, "10.90.0.2", 80),
+                publish(Proto::Tcp, 8080, "fd00:90::2", 80),
+                publish(Proto::Udp, 5353, "10.90.0.3", 53),
+                publish(Proto::Udp, 5353, "fd00:90::3", 53),
+            ]
+        );
+        let script = t.nft_script();
+        assert!(script.contains("dnat ip6 to [fd00:90::2]:80"), "{script}");
+        assert!(script.contains("dnat ip to 10.90.0.2:80"), "{script}");
+    }
+
+    #[test]
+    fn host_table_ipv6_only_network_masquerades_and_publishes_in_ipv6() {
+        let src = DUAL.replace(r#"["10.90.0.0/24", "fd00:90::/64"]"#, r#""fd00:90::/64""#);
+        let topo = crate::model::parse_toml(&src, "t.toml").expect("valid");
+        let t = host_table(&topo);
+        assert_eq!(t.nat.len(), 2);
+        assert!(t
+            .nat
+            .iter()
+            .all(|r| matches!(r, Rule::Masquerade { subnet, .. } | Rule::HairpinMasquerade { subnet, .. } if subnet.addr().is_ipv6())));
+        assert!(t
+            .publish
+            .iter()
+            .all(|r| matches!(r, Rule::Publish { to, .. } if to.is_ipv6())));
+        assert!(needs_forwarding(&topo, true) && !needs_forwarding(&topo, false));
+        let dual = crate::model::parse_toml(DUAL, "t.toml").expect("valid");
+        assert!(needs_forwarding(&dual, true) && needs_forwarding(&dual, false));
     }
 }

@@ -189,26 +189,54 @@ pub struct Link {
 pub struct Network {
     /// Network name, which is also the bridge's name.
     pub name: IfName,
-    /// The subnet.
-    pub subnet: IpNet,
-    /// The gateway address (on the bridge).
-    pub gateway: IpAddr,
+    /// Its subnets, in the order written: one, or one IPv4 and one IPv6 (dual stack), never
+    /// two of one IP family. Each has its gateway and every member's address in it.
+    pub subnets: Vec<Subnet>,
     /// Members in order, ranges expanded.
     pub members: Vec<NsName>,
-    /// Each member's address, in member order (without the prefix length, which is the
-    /// subnet's). From the file alone these are the lowest free addresses in member order; a
-    /// lab that is up keeps its members' addresses (see `plan::settle`).
-    pub addresses: Vec<IpAddr>,
     /// The interface name inside each member.
     pub interface: IfName,
     /// MTU, if set.
     pub mtu: Option<u32>,
-    /// Masquerade traffic leaving the subnet.
+    /// Masquerade traffic leaving the subnets.
     pub nat: bool,
-    /// Published ports.
+    /// Published ports (on every subnet: a dual-stack network publishes on both families).
     pub publish: Vec<Publish>,
     /// Members cannot reach each other.
     pub isolated: bool,
+}
+
+/// One subnet of a network: its prefix, its gateway and the members' addresses in it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Subnet {
+    /// The prefix, without bits set after its length.
+    pub net: IpNet,
+    /// The gateway address (on the bridge), of the prefix's family.
+    pub gateway: IpAddr,
+    /// Each member's address in this subnet, in member order (without the prefix length,
+    /// which is the subnet's). From the file alone these are the lowest free addresses in
+    /// member order; a lab that is up keeps its members' addresses (see `plan::settle`).
+    pub addresses: Vec<IpAddr>,
+}
+
+impl Network {
+    /// The network's subnet of one IP family (`ipv6`), if it has one.
+    pub fn subnet(&self, ipv6: bool) -> Option<&Subnet> {
+        self.subnets.iter().find(|s| s.net.addr().is_ipv6() == ipv6)
+    }
+
+    /// The addresses of `member` in the network, one per subnet, in the order of `subnets`;
+    /// empty if it is not a member.
+    pub fn addresses_of(&self, member: &NsName) -> Vec<IpAddr> {
+        match self.members.iter().position(|m| m == member) {
+            Some(i) => self
+                .subnets
+                .iter()
+                .filter_map(|s| s.addresses.get(i).copied())
+                .collect(),
+            None => Vec::new(),
+        }
+    }
 }
 
 /// Transport protocol of a published port or firewall rule.

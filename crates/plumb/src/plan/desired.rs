@@ -173,19 +173,24 @@ pub(crate) fn route_specs(topo: &Topology, node: &NodeRef) -> Vec<RouteSpec> {
         .collect()
 }
 
-/// The sysctls a node needs: those the file sets, plus IPv4 forwarding in the host when a
-/// network has NAT or published ports (as `nat = true` promises).
+/// The sysctls a node needs: those the file sets, plus forwarding in the host for each IP
+/// family whose subnets have NAT or published ports (as `nat = true` promises):
+/// `net.ipv4.ip_forward` for IPv4, `net.ipv6.conf.all.forwarding` for IPv6.
 pub(crate) fn sysctls_of(topo: &Topology, node: &NodeRef) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = topo
         .node(node)
         .map(|n| n.sysctls.clone())
         .unwrap_or_default();
-    const FWD: &str = "net.ipv4.ip_forward";
-    if *node == NodeRef::Host
-        && crate::firewall::needs_forwarding(topo)
-        && !out.iter().any(|(k, _)| k == FWD)
-    {
-        out.push((FWD.to_string(), "1".to_string()));
+    if *node != NodeRef::Host {
+        return out;
+    }
+    for (key, ipv6) in [
+        ("net.ipv4.ip_forward", false),
+        ("net.ipv6.conf.all.forwarding", true),
+    ] {
+        if crate::firewall::needs_forwarding(topo, ipv6) && !out.iter().any(|(k, _)| k == key) {
+            out.push((key.to_string(), "1".to_string()));
+        }
     }
     out
 }

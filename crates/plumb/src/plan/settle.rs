@@ -8,11 +8,13 @@
 //! taking one in use (what Docker's and CNI's IPAM do with a database, done here from the
 //! kernel's own state).
 //!
-//! The rule, per network, members in file order:
+//! The rule, per subnet of each network (the IPv4 and IPv6 subnets of a dual-stack network are
+//! settled independently: a member may keep one family's address and get a new one of the
+//! other), members in file order:
 //! 1. a member keeps the first address of its network interface (in its namespace, which
 //!    must belong to the lab) that is in the subnet with the subnet's prefix length, is a host
-//!    address of the subnet, is not the gateway, is not written anywhere in the file, and was
-//!    not kept by an earlier member;
+//!    address of the subnet, is not the subnet's gateway, is not written anywhere in the file,
+//!    and was not kept by an earlier member;
 //! 2. every other member gets the lowest address of the subnet that is none of those (not the
 //!    gateway, not written in the file, not kept, not given to an earlier member).
 //!
@@ -27,31 +29,36 @@ use std::net::IpAddr;
 use ipnet::IpNet;
 
 use crate::inspect::Snapshot;
+use crate::model::names::IfName;
 use crate::model::pool::Pool;
-use crate::model::{Network, NodeRef, Topology};
+use crate::model::{Network, NodeRef, Subnet, Topology};
 
-/// `topo` with every network member's address settled against the kernel's state (see the
+/// `topo` with every network member's addresses settled against the kernel's state (see the
 /// module's rule). Borrowed when nothing moves, as for a fresh `up`.
 pub fn settle<'t>(topo: &'t Topology, snap: &Snapshot) -> Cow<'t, Topology> {
     let written = written_addresses(topo);
-    let mut changes: Vec<(usize, Vec<IpAddr>)> = Vec::new();
+    // (network, subnet, the subnet's settled addresses) wherever they differ from the file's.
+    let mut changes: Vec<(usize, usize, Vec<IpAddr>)> = Vec::new();
     for (n, net) in topo.networks.iter().enumerate() {
-        let settled = settle_network(topo, net, snap, &written);
-        if settled != net.addresses {
-            changes.push((n, settled));
+        for (s, subnet) in net.subnets.iter().enumerate() {
+            let settled = settle_subnet(topo, net, subnet, snap, &written);
+            if settled != subnet.addresses {
+                changes.push((n, s, settled));
+            }
         }
     }
     if changes.is_empty() {
         return Cow::Borrowed(topo);
     }
     let mut out = topo.clone();
-    for (n, settled) in changes {
+    for (n, s, settled) in changes {
         let net = &out.networks[n];
-        let prefix = net.subnet.prefix_len();
+        let subnet = &net.subnets[s];
+        let prefix = subnet.net.prefix_len();
         let moves: Vec<(NodeRef, IpAddr, IpAddr)> = net
             .members
             .iter()
-            .zip(&net.addresses)
+            .zip(&subnet.addresses)
             .zip(&settled)
             .filter(|((_, old), new)| old != new)
             .map(|((m, old), new)| (NodeRef::Ns(m.clone()), *old, *new))
@@ -70,7 +77,7 @@ pub fn settle<'t>(topo: &'t Topology, snap: &Snapshot) -> Cow<'t, Topology> {
                 }
             }
         }
-        out.networks[n].addresses = settled;
+        out.networks[n].subnets[s].addresses = settled;
     }
     Cow::Owned(out)
 }
@@ -81,7 +88,8 @@ fn written_addresses(topo: &Topology) -> HashSet<IpAddr> {
     let members: HashSet<IpAddr> = topo
         .networks
         .iter()
-        .flat_map(|n| n.addresses.iter().copied())
+        .flat_map(|n| &n.subnets)
+        .flat_map(|s| s.addresses.iter().copied())
         .collect();
     let nodes = std::iter::once(&topo.host).chain(&topo.nodes);
     nodes
@@ -90,23 +98,29 @@ fn written_addresses(topo: &Topology) -> HashSet<IpAddr> {
         .chain(topo.bridges.iter().flat_map(|b| &b.addresses))
         .map(IpNet::addr)
         .filter(|a| !members.contains(a))
-        .chain(topo.networks.iter().map(|n| n.gateway))
+        .chain(
+            topo.networks
+                .iter()
+                .flat_map(|n| &n.subnets)
+                .map(|s| s.gateway),
+        )
         .collect()
 }
 
-/// The settled addresses of one network's members, in member order.
-fn settle_network(
+/// The settled addresses of one network's members in one of its subnets, in member order.
+fn settle_subnet(
     topo: &Topology,
     net: &Network,
+    subnet: &Subnet,
     snap: &Snapshot,
     written: &HashSet<IpAddr>,
 ) -> Vec<IpAddr> {
-    let pool = Pool::new(net.subnet);
-    let usable = |a: IpAddr| pool.contains_host(a) && a != net.gateway && !written.contains(&a);
+    let pool = Pool::new(subnet.net);
+    let usable = |a: IpAddr| pool.contains_host(a) && a != subnet.gateway && !written.contains(&a);
     let mut taken: HashSet<IpAddr> = HashSet::new();
     let mut kept: Vec<Option<IpAddr>> = Vec::with_capacity(net.members.len());
     for member in &net.members {
-        let current = current_addresses(topo, snap, member, net);
+        let current = current_addresses(topo, snap, member, &net.interface, subnet.net);
         let keep = current
             .into_iter()
             .find(|&a| usable(a) && !taken.contains(&a));
@@ -116,10 +130,10 @@ fn settle_network(
         kept.push(keep);
     }
     let mut free = pool
-        .addresses(net.gateway)
+        .addresses(subnet.gateway)
         .filter(|a| !written.contains(a) && !taken.contains(a));
     kept.into_iter()
-        .zip(&net.addresses)
+        .zip(&subnet.addresses)
         .map(|(k, fresh)| {
             // The pool always has enough: the file's own assignment fits without any written
             // address, and every kept address displaces exactly one member.
@@ -128,13 +142,14 @@ fn settle_network(
         .collect()
 }
 
-/// The addresses `member`'s network interface has in the network's subnet (with the subnet's
+/// The addresses `member`'s network interface `ifname` has in `subnet` (with the subnet's
 /// prefix length), if its namespace belongs to the lab.
 fn current_addresses(
     topo: &Topology,
     snap: &Snapshot,
     member: &crate::model::names::NsName,
-    net: &Network,
+    ifname: &IfName,
+    subnet: IpNet,
 ) -> Vec<IpAddr> {
     let Some(ns) = snap.namespaces.get(member) else {
         return Vec::new();
@@ -145,12 +160,12 @@ fn current_addresses(
     if state.owner() != Some(topo.name.as_str()) {
         return Vec::new();
     }
-    let Some(link) = state.link(net.interface.as_str()) else {
+    let Some(link) = state.link(ifname.as_str()) else {
         return Vec::new();
     };
     state
         .addrs_of(link.index)
-        .filter(|a| a.prefix_len() == net.subnet.prefix_len() && net.subnet.contains(&a.addr()))
+        .filter(|a| a.prefix_len() == subnet.prefix_len() && subnet.contains(&a.addr()))
         .map(IpNet::addr)
         .collect()
 }

@@ -64,7 +64,7 @@ impl LabAddresses {
             );
             nodes.push((node.name.clone(), addrs));
         }
-        let networks = topo.networks.iter().map(|n| n.subnet);
+        let networks = topo.networks.iter().flat_map(|n| &n.subnets).map(|s| s.net);
         LabAddresses::new(topo.name.to_string(), nodes, networks)
     }
 

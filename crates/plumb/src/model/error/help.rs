@@ -130,15 +130,26 @@ impl DiagnosticKind {
                  example `[nodes.web.firewall]`"
                     .into()
             }
-            K::Ipv6Nat { key: "nat", .. } => {
-                "remove `nat = true`, or give the network an IPv4 subnet: IPv6 NAT is not built yet"
+            K::NoSubnet { .. } => {
+                "write one prefix, or one IPv4 and one IPv6 prefix for a dual-stack network: \
+                 `subnet = \"10.88.0.0/24\"` or `subnet = [\"10.88.0.0/24\", \"fd00:88::/64\"]`"
                     .into()
             }
-            K::Ipv6Nat { .. } => {
-                "remove `publish`, or give the network an IPv4 subnet: publishing ports over IPv6 \
-                 is not built yet"
+            K::SubnetFamilyTwice { .. } => {
+                "keep one IPv4 and at most one IPv6 prefix, for example \
+                 `subnet = [\"10.88.0.0/24\", \"fd00:88::/64\"]`, and give the other prefix a \
+                 network of its own"
                     .into()
             }
+            K::GatewayFamilyTwice { .. } => {
+                "keep one gateway per IP family, for example \
+                 `gateway = [\"10.88.0.1\", \"fd00:88::1\"]`"
+                    .into()
+            }
+            K::GatewayWithoutSubnet { gateway, .. } => format!(
+                "remove {gateway} from `gateway`, or add an {} prefix to the network's `subnet`",
+                if gateway.is_ipv6() { "IPv6" } else { "IPv4" }
+            ),
             K::GatewayOutsideSubnet { subnet, .. } | K::GatewayNotHost { subnet, .. } => {
                 match first_host(subnet) {
                     Some(first) => format!(

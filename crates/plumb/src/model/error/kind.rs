@@ -279,18 +279,54 @@ pub enum DiagnosticKind {
          it is not designed yet"
     )]
     HostFirewall,
-    /// `nat = true` or `publish` on a network whose subnet is IPv6.
-    #[error(
-        "`{key}` on network `{network}` is refused: its subnet {subnet} is IPv6, and plumb builds \
-         NAT and published ports for IPv4 only (no IPv6 forwarding or IPv6 NAT rules yet)"
-    )]
-    Ipv6Nat {
-        /// `nat` or `publish`.
-        key: &'static str,
+    /// `subnet = []`: a network with no prefix.
+    #[error("`subnet` of network `{network}` lists no prefix")]
+    NoSubnet {
         /// The network.
         network: String,
-        /// Its IPv6 subnet.
-        subnet: IpNet,
+    },
+    /// Two subnets of one IP family in one network.
+    #[error(
+        "network `{network}` has two {} subnets, {first} and {second}: a network carries at most \
+         one prefix of each IP family",
+        family(.first.addr())
+    )]
+    SubnetFamilyTwice {
+        /// The network.
+        network: String,
+        /// The first subnet of that family.
+        first: IpNet,
+        /// The second one.
+        second: IpNet,
+    },
+    /// Two gateways of one IP family in one network.
+    #[error(
+        "network `{network}` has two {} gateways, {first} and {second}: a network has one \
+         gateway per subnet",
+        family(*.first)
+    )]
+    GatewayFamilyTwice {
+        /// The network.
+        network: String,
+        /// The first gateway of that family.
+        first: IpAddr,
+        /// The second one.
+        second: IpAddr,
+    },
+    /// A gateway of an IP family the network has no subnet of.
+    #[error(
+        "gateway {gateway} is an {} address, but network `{network}` has no {} subnet{}",
+        family(*.gateway),
+        family(*.gateway),
+        subnet_list(subnets)
+    )]
+    GatewayWithoutSubnet {
+        /// The gateway.
+        gateway: IpAddr,
+        /// The network.
+        network: String,
+        /// The network's subnets.
+        subnets: Vec<IpNet>,
     },
     /// One address on two nodes (written, or assigned by a network).
     #[error("address {address} of {here} is already the address of {first}")]
@@ -487,6 +523,15 @@ fn range_reason(p: RangeProblem) -> &'static str {
         RangeProblem::NotNumber => "has a bound that is not a number",
         RangeProblem::Reversed => "counts down: its first number is greater than its last",
         RangeProblem::TooLarge => "declares more than 65536 nodes",
+    }
+}
+
+/// `IPv4` or `IPv6`.
+fn family(a: IpAddr) -> &'static str {
+    if a.is_ipv6() {
+        "IPv6"
+    } else {
+        "IPv4"
     }
 }
 

@@ -156,8 +156,8 @@ impl Expander<'_, '_> {
             Some(seed) => Use::Port { seed, line },
             None => Use::Link { line },
         };
-        let a_ok = self.attach(a_id, &a_end.ifname, what(a_seed), ends[0].at, mtu, None);
-        let b_ok = self.attach(b_id, &b_end.ifname, what(b_seed), ends[1].at, mtu, None);
+        let a_ok = self.attach(a_id, &a_end.ifname, what(a_seed), ends[0].at, mtu, &[]);
+        let b_ok = self.attach(b_id, &b_end.ifname, what(b_seed), ends[1].at, mtu, &[]);
         if a_ok && b_ok {
             for (end, at) in [(&a, ends[0].at), (&b, ends[1].at)] {
                 self.count_port(end, at);

@@ -1,5 +1,5 @@
 //! Networks: a `[networks.NAME]` expanded into its bridge, one veth pair per member, the members'
-//! addresses from the subnet's pool and their default routes.
+//! addresses from each subnet's pool (one subnet per IP family) and their default routes.
 
 use std::collections::{HashMap, HashSet};
 
@@ -13,7 +13,7 @@ use crate::model::names::{IfName, NsName};
 use crate::model::pool::{fitting_subnet, Pool};
 use crate::model::port_name::{host_port_name, port_seed};
 use crate::model::raw::RawNetwork;
-use crate::model::types::{Bridge, Endpoint, Link, Network, NodeRef, Proto, Route};
+use crate::model::types::{Bridge, Endpoint, Link, Network, NodeRef, Proto, Route, Subnet};
 
 impl Expander<'_, '_> {
     /// A network's members in order, each with where it was written; undeclared ones become nodes.
@@ -61,52 +61,82 @@ impl Expander<'_, '_> {
         subnets: &mut Vec<(IfName, IpNet, usize)>,
         published: &mut HashMap<(u16, Proto), usize>,
     ) {
-        let Some(subnet) = net.subnet else {
+        let Some(prefixes) = net.subnets else {
             self.failed_members(&net.interface, &members);
             return;
         };
         let line = self.sink.line(net.at);
         let mut ok = true;
-        for (other, other_subnet, other_line) in subnets.iter() {
-            if subnet.v.contains(other_subnet) || other_subnet.contains(&subnet.v) {
+        for p in &prefixes {
+            let overlapped = subnets
+                .iter()
+                .find(|(_, other, _)| p.v.contains(other) || other.contains(&p.v));
+            if let Some((other, other_subnet, other_line)) = overlapped {
                 let kind = DiagnosticKind::OverlappingSubnets {
                     network: net.name.to_string(),
-                    subnet: subnet.v,
+                    subnet: p.v,
                     other: other.to_string(),
                     other_subnet: *other_subnet,
                     other_line: *other_line,
                 };
-                self.sink.report(subnet.at, kind);
+                self.sink.report(p.at, kind);
                 ok = false;
-                break;
             }
         }
-        subnets.push((net.name.clone(), subnet.v, line));
+        subnets.extend(prefixes.iter().map(|p| (net.name.clone(), p.v, line)));
 
-        let pool = Pool::new(subnet.v);
-        let gateway_at = net.gateway.as_ref().map_or(subnet.at, |g| g.at);
-        let gateway = match net.gateway {
-            Some(g) => {
-                if let Err(kind) = pool.check_gateway(g.v) {
-                    self.sink.report(g.at, kind);
-                    self.failed_members(&net.interface, &members);
-                    return;
-                }
-                g.v
+        // Each subnet with its gateway (written, or its first host) and where that is written.
+        let mut gateway_ok = true;
+        for g in &net.gateways {
+            if !prefixes
+                .iter()
+                .any(|p| p.v.addr().is_ipv6() == g.v.is_ipv6())
+            {
+                let kind = DiagnosticKind::GatewayWithoutSubnet {
+                    gateway: g.v,
+                    network: net.name.to_string(),
+                    subnets: prefixes.iter().map(|p| p.v).collect(),
+                };
+                self.sink.report(g.at, kind);
+                gateway_ok = false;
             }
-            None => pool.first(),
-        };
-        let free = pool.free(gateway);
-        if members.len() as u128 > free {
-            let kind = DiagnosticKind::SubnetTooSmall {
-                network: net.name.to_string(),
-                subnet: subnet.v,
-                members: members.len(),
-                free,
-                fits: fitting_subnet(subnet.v, members.len()),
+        }
+        let mut families = Vec::with_capacity(prefixes.len());
+        for p in &prefixes {
+            let pool = Pool::new(p.v);
+            let written = net
+                .gateways
+                .iter()
+                .find(|g| g.v.is_ipv6() == p.v.addr().is_ipv6());
+            let (gateway, gateway_at) = match written {
+                Some(g) => {
+                    if let Err(kind) = pool.check_gateway(g.v) {
+                        self.sink.report(g.at, kind);
+                        gateway_ok = false;
+                    }
+                    (g.v, g.at)
+                }
+                None => (pool.first(), p.at),
             };
-            self.sink.report(subnet.at, kind);
-            ok = false;
+            families.push((p, pool, gateway, gateway_at));
+        }
+        if !gateway_ok {
+            self.failed_members(&net.interface, &members);
+            return;
+        }
+        for (p, pool, gateway, _) in &families {
+            let free = pool.free(*gateway);
+            if members.len() as u128 > free {
+                let kind = DiagnosticKind::SubnetTooSmall {
+                    network: net.name.to_string(),
+                    subnet: p.v,
+                    members: members.len(),
+                    free,
+                    fits: fitting_subnet(p.v, members.len()),
+                };
+                self.sink.report(p.at, kind);
+                ok = false;
+            }
         }
         let links = self
             .bridge_names
@@ -160,50 +190,65 @@ impl Expander<'_, '_> {
             return;
         }
 
-        let prefix = subnet.v.prefix_len();
         let network_name = net.name.to_string();
-        self.claim(
-            gateway_at,
-            gateway,
-            NodeId::Host,
-            &net.name,
-            Source::Gateway(network_name.clone()),
-        );
-        let gw_net =
-            IpNet::new(gateway, prefix).expect("the subnet's own prefix length fits its family");
+        let mut gateways = Vec::with_capacity(families.len());
+        for (p, _, gateway, gateway_at) in &families {
+            self.claim(
+                *gateway_at,
+                *gateway,
+                NodeId::Host,
+                &net.name,
+                Source::Gateway(network_name.clone()),
+            );
+            gateways.push(
+                IpNet::new(*gateway, p.v.prefix_len())
+                    .expect("the subnet's own prefix length fits its family"),
+            );
+        }
         self.bridges.push(Bridge {
             name: net.name.clone(),
             node: NodeRef::Host,
-            addresses: vec![gw_net],
+            addresses: gateways,
             mtu: net.mtu,
             stp: false,
         });
-        let mut addrs = pool.addresses(gateway);
-        let mut assigned = Vec::with_capacity(members.len());
-        let v6 = gateway.is_ipv6();
-        for (member, at, i) in &members {
-            let Some(addr) = addrs.next() else {
-                break;
-            };
-            let addr =
-                IpNet::new(addr, prefix).expect("the subnet's own prefix length fits its family");
-            assigned.push(addr.addr());
+        let mut pools: Vec<_> = families
+            .iter()
+            .map(|(_, pool, gateway, _)| pool.addresses(*gateway))
+            .collect();
+        let mut assigned = vec![Vec::with_capacity(members.len()); families.len()];
+        'members: for (member, at, i) in &members {
+            let mut addrs = Vec::with_capacity(families.len());
+            for ((p, ..), pool) in families.iter().zip(&mut pools) {
+                let Some(addr) = pool.next() else {
+                    break 'members;
+                };
+                addrs.push(
+                    IpNet::new(addr, p.v.prefix_len())
+                        .expect("the subnet's own prefix length fits its family"),
+                );
+            }
+            for (list, addr) in assigned.iter_mut().zip(&addrs) {
+                list.push(addr.addr());
+            }
             let id = NodeId::Ns(*i);
             let mline = self.sink.line(*at);
             let what = Use::Member {
                 network: net.name.to_string(),
                 line: mline,
             };
-            if !self.attach(id, &net.interface, what, *at, net.mtu, Some(addr)) {
+            if !self.attach(id, &net.interface, what, *at, net.mtu, &addrs) {
                 continue;
             }
-            self.claim(
-                *at,
-                addr.addr(),
-                id,
-                &net.interface,
-                Source::Member(network_name.clone()),
-            );
+            for addr in &addrs {
+                self.claim(
+                    *at,
+                    addr.addr(),
+                    id,
+                    &net.interface,
+                    Source::Member(network_name.clone()),
+                );
+            }
             let node_ref = NodeRef::Ns(member.clone());
             let port = host_port_name(&self.lab, &node_ref, &net.interface);
             let seed = port_seed(&self.lab, &node_ref, &net.interface);
@@ -213,7 +258,7 @@ impl Expander<'_, '_> {
                 Use::Port { seed, line: mline },
                 *at,
                 net.mtu,
-                None,
+                &[],
             ) {
                 continue;
             }
@@ -230,27 +275,37 @@ impl Expander<'_, '_> {
                 },
                 mtu: net.mtu,
             });
+            // A default route of each family, via that family's gateway, unless the member has
+            // one of that family already.
             let node = &mut self.nodes[*i];
-            let has_default = if v6 {
-                &mut node.default_v6
-            } else {
-                &mut node.default_v4
-            };
-            if !*has_default {
-                *has_default = true;
-                node.network_routes.push(Route {
-                    to: None,
-                    via: Some(gateway),
-                    dev: None,
-                });
+            for (_, _, gateway, _) in &families {
+                let has_default = if gateway.is_ipv6() {
+                    &mut node.default_v6
+                } else {
+                    &mut node.default_v4
+                };
+                if !*has_default {
+                    *has_default = true;
+                    node.network_routes.push(Route {
+                        to: None,
+                        via: Some(*gateway),
+                        dev: None,
+                    });
+                }
             }
         }
         self.networks.push(Network {
             name: net.name,
-            subnet: subnet.v,
-            gateway,
+            subnets: families
+                .iter()
+                .zip(assigned)
+                .map(|((p, _, gateway, _), addresses)| Subnet {
+                    net: p.v,
+                    gateway: *gateway,
+                    addresses,
+                })
+                .collect(),
             members: members.into_iter().map(|(n, _, _)| n).collect(),
-            addresses: assigned,
             interface: net.interface,
             mtu: net.mtu,
             nat: net.nat,

@@ -259,7 +259,7 @@ impl Expander<'_, '_> {
         what: Use,
         at: usize,
         mtu: Option<u32>,
-        addr: Option<IpNet>,
+        addrs: &[IpNet],
     ) -> bool {
         if !self.occupy(id, name, what, at) {
             return false;
@@ -269,11 +269,11 @@ impl Expander<'_, '_> {
             node.declared_used[i] = true;
             let iface = &mut node.declared[i].v;
             iface.mtu = iface.mtu.or(mtu);
-            iface.addresses.extend(addr);
+            iface.addresses.extend_from_slice(addrs);
         } else {
             node.implied.push(Interface {
                 name: name.clone(),
-                addresses: addr.into_iter().collect(),
+                addresses: addrs.to_vec(),
                 mtu,
                 mac: None,
                 up: true,

@@ -80,7 +80,7 @@ fn expand_network_gateway_defaults_to_first_address_on_the_bridge() {
     let t =
         load("name = \"n\"\n[networks.br0]\nsubnet = \"10.1.2.0/24\"\nmembers = [\"a\", \"b\"]\n");
     let net = &t.networks[0];
-    assert_eq!(net.gateway, ip("10.1.2.1"));
+    assert_eq!(net.subnets[0].gateway, ip("10.1.2.1"));
     assert_eq!(t.bridges[0].addresses, [self::net("10.1.2.1/24")]);
     assert_eq!(
         iface(find(&t, "a"), "eth0").addresses,
@@ -414,5 +414,5 @@ fn expand_json_null_means_not_written() {
         "t.json",
     )
     .unwrap();
-    assert_eq!(t.networks[0].gateway, ip("10.1.0.1"));
+    assert_eq!(t.networks[0].subnets[0].gateway, ip("10.1.0.1"));
 }

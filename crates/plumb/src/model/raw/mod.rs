@@ -121,9 +121,12 @@ pub(crate) struct RawLink {
 pub(crate) struct RawNetwork {
     pub(crate) at: usize,
     pub(crate) name: IfName,
-    /// `None` when missing or refused: the network is then only a name.
-    pub(crate) subnet: Option<At<IpNet>>,
-    pub(crate) gateway: Option<At<IpAddr>>,
+    /// The prefixes as written, at most one per IP family. `None` when missing or refused (an
+    /// empty list, an entry that is not a prefix, two prefixes of one family): the network is
+    /// then only a name.
+    pub(crate) subnets: Option<Vec<At<IpNet>>>,
+    /// The gateways as written, at most one per IP family (the others default).
+    pub(crate) gateways: Vec<At<IpAddr>>,
     /// Members as written, each with the names it expands to.
     pub(crate) members: Vec<At<Vec<NsName>>>,
     /// Where the `members` key is (the network's key when there is none).

@@ -1,5 +1,9 @@
 //! `[networks.NAME]`.
 
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
 use super::reader::join;
 use super::value::{parse_ip, parse_network, parse_publish};
 use super::{At, RawNetwork, Reader};
@@ -36,8 +40,8 @@ impl Reader<'_, '_> {
             let mut net = RawNetwork {
                 at: e.key_at,
                 name: IfName::new("lo").expect("`lo` is a valid interface name"),
-                subnet: None,
-                gateway: None,
+                subnets: None,
+                gateways: Vec::new(),
                 members: Vec::new(),
                 members_at: e.key_at,
                 interface: IfName::new("eth0").expect("`eth0` is a valid interface name"),
@@ -47,28 +51,14 @@ impl Reader<'_, '_> {
                 isolated: false,
             };
             let mut has_subnet = false;
-            // Where `nat = true` and a non-empty `publish` are written: IPv4 only for now.
-            let (mut nat_at, mut publish_at) = (None, None);
             for f in self.known(body, &format!("`[{path}]`"), NETWORK_KEYS) {
                 let fpath = join(&path, &f.key);
                 match f.key.as_str() {
                     "subnet" => {
                         has_subnet = true;
-                        if let Some(s) = self.string(&f.item, &fpath, "subnet = \"10.88.0.0/24\"") {
-                            match parse_network(s.v, "subnet") {
-                                Ok(v) => net.subnet = Some(At { v, at: s.at }),
-                                Err(kind) => self.report(s.at, kind),
-                            }
-                        }
+                        net.subnets = self.subnets(&f.item, &fpath, &e.key);
                     }
-                    "gateway" => {
-                        if let Some(s) = self.string(&f.item, &fpath, "gateway = \"10.88.0.1\"") {
-                            match parse_ip(s.v, "gateway") {
-                                Ok(v) => net.gateway = Some(At { v, at: s.at }),
-                                Err(kind) => self.report(s.at, kind),
-                            }
-                        }
-                    }
+                    "gateway" => net.gateways = self.gateways(&f.item, &fpath, &e.key),
                     "members" => {
                         net.members_at = f.key_at;
                         for s in self.strings(&f.item, &fpath, "members = [\"web\", \"db\"]") {
@@ -88,12 +78,8 @@ impl Reader<'_, '_> {
                     "mtu" => net.mtu = self.mtu(&f.item, &fpath),
                     "nat" => {
                         net.nat = self.boolean(&f.item, &fpath, "nat = true").unwrap_or(false);
-                        nat_at = net.nat.then_some(f.key_at);
                     }
                     "publish" => {
-                        if matches!(&f.item.value, Value::Array(items) if !items.is_empty()) {
-                            publish_at = Some(f.key_at);
-                        }
                         for s in self.strings(&f.item, &fpath, "publish = [\"8080:web:80/tcp\"]") {
                             match parse_publish(s.v) {
                                 Ok(p) => net.publish.push(At { v: p, at: s.at }),
@@ -117,18 +103,6 @@ impl Reader<'_, '_> {
                 };
                 self.report(e.key_at, kind);
             }
-            if let Some(subnet) = net.subnet.as_ref().filter(|s| s.v.addr().is_ipv6()) {
-                for (key, at) in [("nat", nat_at), ("publish", publish_at)] {
-                    if let Some(at) = at {
-                        let kind = DiagnosticKind::Ipv6Nat {
-                            key,
-                            network: e.key.clone(),
-                            subnet: subnet.v,
-                        };
-                        self.report(at, kind);
-                    }
-                }
-            }
             match name {
                 Some(name) => {
                     net.name = name;
@@ -143,5 +117,103 @@ impl Reader<'_, '_> {
                 }
             }
         }
+    }
+}
+
+impl Reader<'_, '_> {
+    /// `KEY = "x"` or `KEY = ["x", "y"]`: the strings, or `None` (reported) when the value is
+    /// neither or an entry is not a string.
+    fn one_or_many<'v>(
+        &mut self,
+        item: &'v Item,
+        path: &str,
+        example: &'static str,
+    ) -> Option<Vec<At<&'v str>>> {
+        match &item.value {
+            Value::Str(s) => Some(vec![At {
+                v: s.as_str(),
+                at: item.at,
+            }]),
+            Value::Array(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                let mut ok = true;
+                for i in items {
+                    match self.string(i, path, example) {
+                        Some(s) => out.push(s),
+                        None => ok = false,
+                    }
+                }
+                ok.then_some(out)
+            }
+            _ => {
+                self.wrong_type(item, path, "a string or a list of strings", example);
+                None
+            }
+        }
+    }
+
+    /// `subnet = "10.88.0.0/24"` or `subnet = ["10.88.0.0/24", "fd00:88::/64"]`: one prefix,
+    /// or one of each IP family. `None` (reported) when anything in it is refused.
+    fn subnets(&mut self, item: &Item, path: &str, network: &str) -> Option<Vec<At<IpNet>>> {
+        let texts = self.one_or_many(item, path, "subnet = \"10.88.0.0/24\"")?;
+        if texts.is_empty() {
+            let kind = DiagnosticKind::NoSubnet {
+                network: network.to_owned(),
+            };
+            self.report(item.at, kind);
+            return None;
+        }
+        let mut ok = true;
+        let mut out: Vec<At<IpNet>> = Vec::with_capacity(texts.len());
+        for s in texts {
+            match parse_network(s.v, "subnet") {
+                Ok(v) => match out
+                    .iter()
+                    .find(|o| o.v.addr().is_ipv6() == v.addr().is_ipv6())
+                {
+                    Some(first) => {
+                        let kind = DiagnosticKind::SubnetFamilyTwice {
+                            network: network.to_owned(),
+                            first: first.v,
+                            second: v,
+                        };
+                        self.report(s.at, kind);
+                        ok = false;
+                    }
+                    None => out.push(At { v, at: s.at }),
+                },
+                Err(kind) => {
+                    self.report(s.at, kind);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+
+    /// `gateway = "10.88.0.1"` or a list of one per IP family; what is refused is reported and
+    /// left out (its subnet's gateway then defaults, and the file is refused anyway).
+    fn gateways(&mut self, item: &Item, path: &str, network: &str) -> Vec<At<IpAddr>> {
+        let Some(texts) = self.one_or_many(item, path, "gateway = \"10.88.0.1\"") else {
+            return Vec::new();
+        };
+        let mut out: Vec<At<IpAddr>> = Vec::with_capacity(texts.len());
+        for s in texts {
+            match parse_ip(s.v, "gateway") {
+                Ok(v) => match out.iter().find(|o| o.v.is_ipv6() == v.is_ipv6()) {
+                    Some(first) => {
+                        let kind = DiagnosticKind::GatewayFamilyTwice {
+                            network: network.to_owned(),
+                            first: first.v,
+                            second: v,
+                        };
+                        self.report(s.at, kind);
+                    }
+                    None => out.push(At { v, at: s.at }),
+                },
+                Err(kind) => self.report(s.at, kind),
+            }
+        }
+        out
     }
 }

@@ -244,3 +244,85 @@ endpoints = ["b:to-c", "c:to-b"]
         .collect();
     assert_eq!(firsts, ["b:to-a", "b:to-c"], "{}", show(&plan));
 }
+
+/// Host forwarding sysctls the plan of `src` (from the host alone, where both are 0) sets, with
+/// the value each step would restore.
+fn forwarding_steps(src: &str) -> Vec<(String, Option<String>)> {
+    let mut snap = host_only();
+    for key in ["net.ipv4.ip_forward", "net.ipv6.conf.all.forwarding"] {
+        snap.host.sysctls.insert(key.into(), "0".into());
+    }
+    diff(&topo(src), &snap)
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::Sysctl {
+                node: NodeRef::Host,
+                key,
+                value,
+                prev,
+            } if value == "1" => Some((key.clone(), prev.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn diff_nat_turns_on_forwarding_of_each_family_its_subnets_have() {
+    let lab = |subnet: &str| {
+        format!(
+            "name = \"fwd\"\n[networks.lan0]\nsubnet = {subnet}\nmembers = [\"web\"]\n\
+             nat = true\n"
+        )
+    };
+    let zero = Some("0".to_string());
+    assert_eq!(
+        forwarding_steps(&lab(r#""10.90.0.0/24""#)),
+        [("net.ipv4.ip_forward".to_string(), zero.clone())]
+    );
+    assert_eq!(
+        forwarding_steps(&lab(r#""fd00:90::/64""#)),
+        [("net.ipv6.conf.all.forwarding".to_string(), zero.clone())]
+    );
+    assert_eq!(
+        forwarding_steps(&lab(r#"["10.90.0.0/24", "fd00:90::/64"]"#)),
+        [
+            ("net.ipv4.ip_forward".to_string(), zero.clone()),
+            ("net.ipv6.conf.all.forwarding".to_string(), zero)
+        ]
+    );
+    // Publishing alone needs forwarding too; a network with neither needs none.
+    let published = lab(r#""fd00:90::/64""#).replace("nat = true", "publish = [\"80:web:80\"]");
+    assert_eq!(forwarding_steps(&published).len(), 1);
+    assert!(forwarding_steps(&lab(r#""fd00:90::/64""#).replace("nat = true\n", "")).is_empty());
+}
+
+#[test]
+fn diff_dual_stack_nat_lab_applied_then_diffed_again_is_empty() {
+    let k = assert_converges(
+        r#"name = "dual"
+[networks.lan0]
+subnet = ["10.90.0.0/24", "fd00:90::/64"]
+members = ["web", "client"]
+nat = true
+publish = ["8080:web:80/tcp"]
+"#,
+    );
+    assert_eq!(k.snap.host.sysctls["net.ipv4.ip_forward"], "1");
+    assert_eq!(k.snap.host.sysctls["net.ipv6.conf.all.forwarding"], "1");
+    let web = k.state(&node("web")).unwrap();
+    let eth0 = web.link("eth0").unwrap();
+    let global: Vec<String> = web
+        .addrs_of(eth0.index)
+        .filter(|a| !crate::plan::desired::is_kernel_address(a))
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(global, ["10.90.0.2/24", "fd00:90::2/64"]);
+    let defaults: Vec<Option<IpAddr>> = web
+        .routes
+        .iter()
+        .filter(|r| r.dst.prefix_len() == 0)
+        .map(|r| r.via)
+        .collect();
+    assert_eq!(defaults, [Some(ip("10.90.0.1")), Some(ip("fd00:90::1"))]);
+}

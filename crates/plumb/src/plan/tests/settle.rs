@@ -6,11 +6,15 @@ use std::borrow::Cow;
 use super::*;
 use crate::plan::settle;
 
-/// The address of `member`'s `eth0` as the simulated kernel has it.
+/// The addresses of `member`'s `eth0` as the simulated kernel has it, without the IPv6
+/// link-local one the kernel gives an interface of its own.
 fn kernel_addr(k: &Kernel, member: &str) -> Vec<String> {
     let st = k.state(&node(member)).expect("member namespace");
     let l = st.link("eth0").expect("eth0");
-    st.addrs_of(l.index).map(|a| a.to_string()).collect()
+    st.addrs_of(l.index)
+        .filter(|a| !crate::plan::desired::is_kernel_address(a))
+        .map(|a| a.to_string())
+        .collect()
 }
 
 fn star(members: &str) -> String {
@@ -23,7 +27,7 @@ fn fresh_lab_keeps_the_files_own_addresses_and_borrows() {
     let s = settle(&t, &host_only());
     assert!(matches!(s, Cow::Borrowed(_)));
     assert_eq!(
-        t.networks[0].addresses,
+        t.networks[0].subnets[0].addresses,
         [ip("10.88.0.2"), ip("10.88.0.3"), ip("10.88.0.4")]
     );
 }
@@ -36,10 +40,10 @@ fn removing_a_member_renumbers_nobody_and_a_new_member_takes_the_free_address() 
     assert_eq!(kernel_addr(&k, "api"), ["10.88.0.3/24"]);
     // The file's own order would have given cache .3: settling is what kept .4.
     let t = topo(&star(r#"["web", "cache", "api"]"#));
-    assert_eq!(t.networks[0].addresses[1], ip("10.88.0.3"));
+    assert_eq!(t.networks[0].subnets[0].addresses[1], ip("10.88.0.3"));
     let s = settle(&t, &k.snap);
     assert_eq!(
-        s.networks[0].addresses,
+        s.networks[0].subnets[0].addresses,
         [ip("10.88.0.2"), ip("10.88.0.4"), ip("10.88.0.3")]
     );
 }
@@ -97,7 +101,7 @@ fn a_member_gives_up_an_address_the_file_now_writes_or_makes_the_gateway() {
 gateway = "10.88.0.3""#,
     ));
     let s = settle(&t, &k.snap);
-    let a = &s.networks[0].addresses;
+    let a = &s.networks[0].subnets[0].addresses;
     assert_eq!(a[0], ip("10.88.0.2"));
     assert_eq!(a[2], ip("10.88.0.4"));
     // The lowest free address: the old gateway's, which the file no longer writes.
@@ -120,5 +124,81 @@ fn a_namespace_of_another_owner_keeps_nothing() {
     lo.alias = None;
     let t = topo(&star(r#"["web", "cache"]"#));
     let s = settle(&t, &k.snap);
-    assert_eq!(s.networks[0].addresses, [ip("10.88.0.2"), ip("10.88.0.3")]);
+    assert_eq!(
+        s.networks[0].subnets[0].addresses,
+        [ip("10.88.0.2"), ip("10.88.0.3")]
+    );
+}
+
+/// The star with an IPv6 subnet next to its IPv4 one.
+fn dual(members: &str) -> String {
+    edit(
+        &star(members),
+        r#"subnet = "10.88.0.0/24""#,
+        r#"subnet = ["10.88.0.0/24", "fd00:88::/64"]"#,
+    )
+}
+
+#[test]
+fn dual_stack_removing_a_member_renumbers_nobody_in_either_family() {
+    let all = r#"["web", "db", "cache"]"#;
+    let (_, k) = converge(&dual(all), &dual(r#"["web", "cache", "api"]"#));
+    assert_eq!(kernel_addr(&k, "web"), ["10.88.0.2/24", "fd00:88::2/64"]);
+    assert_eq!(kernel_addr(&k, "cache"), ["10.88.0.4/24", "fd00:88::4/64"]);
+    // The new member takes the address db left, in each family.
+    assert_eq!(kernel_addr(&k, "api"), ["10.88.0.3/24", "fd00:88::3/64"]);
+    let t = topo(&dual(r#"["web", "cache", "api"]"#));
+    let s = settle(&t, &k.snap);
+    assert_eq!(
+        s.networks[0].subnets[1].addresses,
+        [ip("fd00:88::2"), ip("fd00:88::4"), ip("fd00:88::3")]
+    );
+}
+
+#[test]
+fn dual_stack_families_settle_independently() {
+    // An IPv4 lab gains an IPv6 subnet and a new member order: the IPv4 addresses the kernel
+    // has are kept, the IPv6 ones (none yet) are the file's own, in the new order.
+    let (_, k) = converge(STAR, &dual(r#"["cache", "web", "db"]"#));
+    assert_eq!(kernel_addr(&k, "cache"), ["10.88.0.4/24", "fd00:88::2/64"]);
+    assert_eq!(kernel_addr(&k, "web"), ["10.88.0.2/24", "fd00:88::3/64"]);
+    assert_eq!(kernel_addr(&k, "db"), ["10.88.0.3/24", "fd00:88::4/64"]);
+}
+
+#[test]
+fn dual_stack_a_gateway_moving_onto_a_members_ipv6_address_moves_only_that_address() {
+    let all = r#"["web", "db", "cache"]"#;
+    let (_, k) = converge(&dual(all), &dual(all));
+    let t = topo(&edit(
+        &dual(all),
+        r#"members = ["web""#,
+        r#"gateway = ["fd00:88::3"]
+members = ["web""#,
+    ));
+    let s = settle(&t, &k.snap);
+    let net = &s.networks[0];
+    assert_eq!(
+        net.subnets[0].addresses,
+        [ip("10.88.0.2"), ip("10.88.0.3"), ip("10.88.0.4")],
+        "the IPv4 addresses stay"
+    );
+    // db gives up fd00:88::3 for the lowest free one: the old gateway's.
+    assert_eq!(
+        net.subnets[1].addresses,
+        [ip("fd00:88::2"), ip("fd00:88::1"), ip("fd00:88::4")]
+    );
+    let db = s.node(&node("db")).unwrap();
+    assert_eq!(
+        db.interfaces[0].addresses,
+        [net_of("10.88.0.3/24"), net_of("fd00:88::1/64")]
+    );
+    let mut k = k;
+    k.up(&t);
+    let again = diff(&settle(&t, &k.snap), &k.snap);
+    assert!(again.is_empty(), "not converged:\n{}", show(&again));
+    assert_eq!(kernel_addr(&k, "db"), ["10.88.0.3/24", "fd00:88::1/64"]);
+}
+
+fn net_of(s: &str) -> IpNet {
+    s.parse().unwrap()
 }

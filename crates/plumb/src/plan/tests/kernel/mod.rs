@@ -299,10 +299,10 @@ impl Kernel {
             }
             (None, None) => panic!("`{step}`: neither gateway nor device"),
         };
-        let clash = st.routes.iter().position(|r| {
-            r.dst == route.dst
-                && (matches!(r.dst, IpNet::V4(_)) || (r.via, r.oif) == (route.via, Some(oif)))
-        });
+        // One route per destination (plumb sets no metric): in IPv6 too, an exclusive add of a
+        // second gateway is EEXIST and a replace takes the old route's place (the kernel's
+        // fib6_add_rt2node with NLM_F_EXCL / NLM_F_REPLACE, as `ip -6 route replace` shows).
+        let clash = st.routes.iter().position(|r| r.dst == route.dst);
         let st = self.state_mut(node).unwrap();
         match (clash, replace) {
             (Some(pos), true) => {
