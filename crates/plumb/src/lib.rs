@@ -20,7 +20,7 @@
 //!   protocol, firewall version marks, the per-lab lock and the crash journal.
 //! - [`netlink`]: one `NETLINK_ROUTE` socket per namespace, requests pipelined; message builders
 //!   and decoders for links, addresses and routes, into netlink's own types.
-//! - [`nftables`]: applying and reading plumb's own nftables tables (for now through `nft`).
+//! - [`nftables`]: nf_tables over netlink: applying, reading and tracing plumb's own tables.
 //! - [`netns`]: the iproute2-compatible `/run/netns` registry, [`netns::NsRef`] (one way to name
 //!   any namespace: name, path or pid), work inside namespaces on threads that end with it,
 //!   the sandbox.

@@ -1684,3 +1684,94 @@ fn plumbs_decoders_read_the_captured_dumps() {
         ["inet filter/forward", "ip filter/FORWARD"]
     );
 }
+
+/// The trace events of `trace/` (capture/trace.sh: two pings out of a sandbox whose output
+/// chain marks echo requests for tracing, accepts by policy and drops those to 127.0.0.2):
+/// every one decodes, with its table, chain, rule handle, verdict and the packet's headers.
+#[test]
+fn trace_events_decode_from_the_captured_bytes() {
+    use plumb::nftables::trace::{self, TraceType};
+    let events: Vec<_> = fixture_messages("trace")
+        .iter()
+        .map(|m| trace::decode(m).expect("every captured message is a trace event"))
+        .collect();
+    let listing = std::fs::read_to_string(fixtures().join("trace/nft-output.txt")).expect("output");
+    // One line per event in nft's own output, plus the "packet:" line of each packet's first.
+    let packets: Vec<u32> = events.iter().fold(Vec::new(), |mut ids, e| {
+        if !ids.contains(&e.id) {
+            ids.push(e.id);
+        }
+        ids
+    });
+    assert_eq!(packets.len(), 2, "{events:#?}");
+    // The kernel also reports reaching the end of a chain's rules (a rule event without a
+    // handle, before the policy); nft does not print those.
+    let printed = events
+        .iter()
+        .filter(|e| !(e.kind == TraceType::Rule && e.rule_handle.is_none()))
+        .count();
+    let lines = listing
+        .lines()
+        .filter(|l| l.starts_with("trace id"))
+        .count();
+    assert_eq!(lines, printed + packets.len(), "{listing}");
+    for e in &events {
+        assert_eq!(
+            (e.table.as_str(), e.chain.as_str(), e.family),
+            ("trace", "out", 1)
+        );
+        assert_eq!(e.nfproto, Some(2), "an IPv4 packet");
+        assert!(listing.contains(&format!("trace id {:08x} inet trace out", e.id)));
+        // The kernel dumps the packet (interfaces, headers) with its first event only.
+        let first = events.iter().find(|f| f.id == e.id).expect("event");
+        if !std::ptr::eq(first, e) {
+            assert!(e.network_header.is_empty() && e.transport_header.is_empty());
+            continue;
+        }
+        assert_eq!(e.oif, Some(1), "out through lo");
+        // The network header is the IPv4 header of the ping: 127.0.0.1 to 127.0.0.x, ICMP.
+        let ip = &e.network_header;
+        assert!(ip.len() >= 20 && ip[0] >> 4 == 4 && ip[9] == 1, "{ip:02x?}");
+        assert_eq!(ip[12..16], [127, 0, 0, 1]);
+        // The transport header starts with the ICMP echo request's type and code.
+        assert_eq!(e.transport_header.get(..2), Some(&[8u8, 0][..]));
+    }
+    let journey = |id: u32| -> Vec<(TraceType, Option<u64>, String)> {
+        events
+            .iter()
+            .filter(|e| e.id == id)
+            .map(|e| {
+                let verdict = e.verdict.as_ref().map(|v| v.name()).unwrap_or_default();
+                (e.kind, e.rule_handle, verdict)
+            })
+            .collect()
+    };
+    let first = journey(packets[0]);
+    let second = journey(packets[1]);
+    let to = |e: &trace::TraceEvent| e.network_header[16..20].to_vec();
+    let first_to = to(events.iter().find(|e| e.id == packets[0]).expect("event"));
+    assert_eq!(first_to, [127, 0, 0, 1]);
+    // Rule handles: the table got handle 1, the chain 1, the marking rule 2, the drop rule 3
+    // (per-table counter; the listing shows them with `nft -a`).
+    let continues = |handle| (TraceType::Rule, handle, "continue".to_string());
+    assert_eq!(
+        first,
+        [
+            continues(Some(2)),
+            continues(None),
+            (TraceType::Policy, None, "accept".into())
+        ]
+    );
+    assert_eq!(
+        second,
+        [
+            continues(Some(2)),
+            (TraceType::Rule, Some(3), "drop".into())
+        ]
+    );
+    let policy = events
+        .iter()
+        .find(|e| e.kind == TraceType::Policy)
+        .expect("a policy event");
+    assert_eq!(policy.policy, Some(1), "NF_ACCEPT");
+}

@@ -80,7 +80,8 @@ pub struct TraceEvent {
     pub chain: String,
     /// What happened.
     pub kind: TraceType,
-    /// The handle of the rule that matched (for [`TraceType::Rule`]).
+    /// The handle of the rule that matched (for [`TraceType::Rule`]); a rule event without a
+    /// handle says the packet went past the chain's last rule (the policy or a return follows).
     pub rule_handle: Option<u64>,
     /// The verdict (a rule's, or the policy's).
     pub verdict: Option<Verdict>,
@@ -94,7 +95,8 @@ pub struct TraceEvent {
     pub oif: Option<u32>,
     /// The packet mark.
     pub mark: Option<u32>,
-    /// The link-layer header's bytes (when the hook has one).
+    /// The link-layer header's bytes (when the hook has one). The kernel sends the packet's
+    /// headers with the first event of each packet only; later events have them empty.
     pub ll_header: Vec<u8>,
     /// The network header's bytes.
     pub network_header: Vec<u8>,
@@ -130,7 +132,13 @@ pub fn decode(bytes: &[u8]) -> Option<TraceEvent> {
         chain: s(a::CHAIN),
         kind,
         rule_handle: attr(r.attrs, a::RULE_HANDLE).and_then(be64),
-        verdict,
+        // A policy event carries the policy (NF_ACCEPT or NF_DROP), not a verdict: it is one.
+        verdict: verdict.or_else(|| {
+            u(a::POLICY).map(|p| Verdict {
+                code: p as i32,
+                chain: None,
+            })
+        }),
         policy: u(a::POLICY),
         nfproto: u(a::NFPROTO),
         iif: u(a::IIF),

@@ -1,5 +1,5 @@
 //! The backend that changes the kernel: netlink for links, addresses and routes, `/run/netns`
-//! for namespaces, `/proc/sys` for sysctls, `nft` for firewalls.
+//! for namespaces, `/proc/sys` for sysctls, nf_tables netlink for firewalls.
 //!
 //! One socket per namespace, opened inside it once and kept for the run; requests for one
 //! namespace are pipelined through its socket. Interface indexes are cached from the snapshot
