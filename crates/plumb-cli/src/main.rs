@@ -66,6 +66,11 @@ fn colours() -> bool {
 }
 
 fn main() -> ExitCode {
+    // CNI plugin mode (`CNI_COMMAND` set, or started as `plumb-cni`): the CNI protocol, not
+    // the command line.
+    if let Some(code) = cmd::cni::plugin_mode() {
+        return code;
+    }
     // `sandbox` needs a single-threaded process (a new user namespace): nothing may start
     // threads before it.
     let cli = Cli::parse();

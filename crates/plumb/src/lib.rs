@@ -26,6 +26,8 @@
 //!   the sandbox.
 //! - [`probe`]: reachability probes for `check` and `ping`: only to the lab's own addresses,
 //!   bounded in count and time, run on throwaway threads inside the source node.
+//! - [`cni`]: plumb as a CNI plugin: the protocol, and a bridge network with host-local IPAM,
+//!   masquerade and port mappings, on the netlink and nf_tables layers.
 //! - [`sys`]: the only module allowed `unsafe`: `unshare` and friends.
 //!
 //! Errors: one enum per module that names the object and the operation and keeps the errno,
@@ -34,6 +36,7 @@
 #![deny(unsafe_code)]
 
 pub mod apply;
+pub mod cni;
 #[cfg(feature = "fault-injection")]
 mod fault;
 pub mod firewall;

@@ -1,6 +1,7 @@
 //! One file per subcommand.
 
 pub mod check;
+pub mod cni;
 pub mod completions;
 pub mod down;
 pub mod exec;

@@ -136,6 +136,16 @@ pub enum Expr {
         /// The set's id in this transaction.
         set_id: u32,
     },
+    /// `lookup reg map NAME => dreg`: the data of the element whose key is in `sreg` (a named
+    /// map that already exists, such as one of the CNI plugin's port maps).
+    LookupMap {
+        /// Source register (the key).
+        sreg: u32,
+        /// Destination register (the element's data).
+        dreg: u32,
+        /// The map's name.
+        set: String,
+    },
     /// `immediate reg DATA` (a value).
     Value {
         /// Destination register.
@@ -172,7 +182,7 @@ impl Expr {
             Expr::Payload { .. } => "payload",
             Expr::Bitwise { .. } => "bitwise",
             Expr::Ct { .. } => "ct",
-            Expr::Lookup { .. } => "lookup",
+            Expr::Lookup { .. } | Expr::LookupMap { .. } => "lookup",
             Expr::Value { .. } | Expr::Verdict(_) => "immediate",
             Expr::Dnat { .. } => "nat",
             Expr::Masq => "masq",
@@ -238,6 +248,12 @@ impl Expr {
                 m.put_u32(2, *sreg);
                 m.put_str(1, set);
                 m.put_u32(4, *set_id);
+            }
+            // NFTA_LOOKUP_SET = 1, SREG = 2, DREG = 3.
+            Expr::LookupMap { sreg, dreg, set } => {
+                m.put_str(1, set);
+                m.put_u32(2, *sreg);
+                m.put_u32(3, *dreg);
             }
             // NFTA_IMMEDIATE_DREG = 1, NFTA_IMMEDIATE_DATA = 2.
             Expr::Value { dreg, data } => {

@@ -11,6 +11,7 @@
 mod compile;
 pub mod expr;
 mod read;
+pub mod sets;
 mod socket;
 pub mod trace;
 pub mod wire;

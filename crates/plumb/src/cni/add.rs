@@ -1,0 +1,332 @@
+//! ADD: bridge (once), addresses from the store, the veth pair, the container's addresses and
+//! routes, masquerade and port mappings; undone if it fails after allocating.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use super::env::Env;
+use super::error::{code, CniError};
+use super::ipam::{self, Range, Store};
+use super::link::{self, BridgeWanted};
+use super::nat::{self, Entries};
+use super::record::{self, Record};
+use super::spec::{CniResult, Interface, IpConfig, NetConf, PortMapping, Route};
+use crate::netlink::link::{LinkChange, Target, VethEnd};
+use crate::netlink::NlSocket;
+use crate::netns;
+use crate::nftables::NfSocket;
+
+/// The addresses asked for: `CNI_ARGS` `IP=`, `args.cni.ips`, `runtimeConfig.ips` (with or
+/// without a prefix length).
+fn requested(env: &Env, conf: &NetConf) -> Result<Vec<IpAddr>, CniError> {
+    let mut out = env.requested_ips()?;
+    for s in conf.args.cni.ips.iter().chain(&conf.runtime_config.ips) {
+        let a = s
+            .parse::<IpAddr>()
+            .or_else(|_| s.parse::<IpNet>().map(|n| n.addr()))
+            .map_err(|_| CniError::config(format!("requested IP {s:?} is not an address")))?;
+        if !out.contains(&a) {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+/// The container's routes: `ipam.routes` (via the gateway of their family when they name
+/// none) and, with `isDefaultGateway`, a default route via each gateway.
+fn routes(conf: &NetConf, gateways: &[IpAddr]) -> (Vec<Route>, Vec<(IpNet, Option<IpAddr>)>) {
+    let gw_of = |v4: bool| gateways.iter().copied().find(|g| g.is_ipv4() == v4);
+    let mut result: Vec<Route> = conf.ipam.routes.clone();
+    if conf.is_default_gateway {
+        for g in gateways {
+            let dst: IpNet = if g.is_ipv4() {
+                "0.0.0.0/0".parse().unwrap_or_default()
+            } else {
+                "::/0".parse().unwrap_or_default()
+            };
+            if !result.iter().any(|r| r.dst == dst) {
+                result.push(Route { dst, gw: Some(*g) });
+            }
+        }
+    }
+    let install = result
+        .iter()
+        .map(|r| (r.dst, r.gw.or_else(|| gw_of(r.dst.addr().is_ipv4()))))
+        .collect();
+    (result, install)
+}
+
+/// What ADD has made so far, for its undo.
+#[derive(Default)]
+struct Made {
+    veth: Option<String>,
+    entries: Option<Entries>,
+}
+
+/// ADD.
+pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
+    let sets = ipam::range_sets(&conf.ipam)?;
+    let asked = requested(env, conf)?;
+    let probe: Vec<(PortMapping, IpAddr)> = conf
+        .runtime_config
+        .port_mappings
+        .iter()
+        .map(|p| (p.clone(), IpAddr::from([0, 0, 0, 0])))
+        .collect();
+    nat::validate(&Entries {
+        masq: vec![],
+        ports: probe,
+    })?;
+    if let Some(m) = conf.mtu {
+        if !(68..=65535).contains(&m) {
+            return Err(CniError::config(format!(
+                "mtu {m} is out of range (68-65535)"
+            )));
+        }
+    }
+    let ns = link::open_netns(&env.netns).map_err(|e| {
+        CniError::new(
+            code::UNKNOWN_CONTAINER,
+            format!("cannot open netns {}", env.netns),
+        )
+        .details(e)
+    })?;
+    let store = Store::open(&super::data_dir(conf), &conf.name)?;
+    let ifname = env.ifname.clone();
+    let exists = link::in_netns(&ns, |s| {
+        link::by_name(s, &ifname)
+            .map_err(|e| CniError::netlink("cannot read the container's interfaces", &e))
+    })?;
+    if exists.is_some() {
+        return Err(CniError::new(
+            code::INTERNAL,
+            format!("container interface {} already exists", env.ifname),
+        ));
+    }
+    if store
+        .reservations()?
+        .iter()
+        .any(|r| r.container_id == env.container_id && r.ifname == env.ifname)
+    {
+        return Err(CniError::new(
+            code::INTERNAL,
+            format!(
+                "{}/{} already has an address in network {}, duplicate allocation is not allowed",
+                env.container_id, env.ifname, conf.name
+            ),
+        ));
+    }
+    let mut host = NlSocket::open().map_err(|e| CniError::netlink("cannot open netlink", &e))?;
+    let is_gateway = conf.is_gateway || conf.is_default_gateway;
+    let gateways: Vec<IpNet> = sets
+        .iter()
+        .map(|s| IpNet::new(s[0].gateway, s[0].subnet.prefix_len()).unwrap_or(s[0].subnet))
+        .collect();
+    let mut bridge = None;
+    for (i, gw) in gateways.iter().enumerate() {
+        let b = link::ensure_bridge(
+            &mut host,
+            &BridgeWanted {
+                network: &conf.name,
+                name: &conf.bridge,
+                mtu: conf.mtu,
+                promisc: conf.promisc_mode && i == 0,
+                gateway: is_gateway.then_some(*gw),
+            },
+        )?;
+        bridge = Some(b);
+    }
+    let Some(bridge) = bridge else {
+        return Err(CniError::config("ipam: no range set"));
+    };
+    if is_gateway {
+        enable_forwarding(&gateways)?;
+    }
+    // From here on, what fails is undone.
+    let mut made = Made::default();
+    let res = attach(
+        env, conf, &sets, &asked, &store, &ns, &mut host, &bridge, &mut made,
+    );
+    if res.is_err() {
+        if let Some(v) = &made.veth {
+            let _ = host.execute(vec![crate::netlink::link::delete(Target::Name(v))]);
+        }
+        if let Some(e) = &made.entries {
+            if let Ok(mut nf) = NfSocket::open() {
+                let _ = nat::remove(&mut nf, &conf.name, e);
+            }
+        }
+        let _ = store.release(&env.container_id, &env.ifname);
+        let _ = record::remove(store.dir(), &env.container_id, &env.ifname);
+    }
+    res
+}
+
+fn enable_forwarding(gateways: &[IpNet]) -> Result<(), CniError> {
+    for (v4, key) in [
+        (true, "net.ipv4.ip_forward"),
+        (false, "net.ipv6.conf.all.forwarding"),
+    ] {
+        if gateways.iter().any(|g| g.addr().is_ipv4() == v4)
+            && netns::read_sysctl(key).ok().as_deref() != Some("1")
+        {
+            netns::write_sysctl(key, "1")
+                .map_err(|e| CniError::io(format!("cannot set {key}=1"), &e))?;
+        }
+    }
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn attach(
+    env: &Env,
+    conf: &NetConf,
+    sets: &[Vec<Range>],
+    asked: &[IpAddr],
+    store: &Store,
+    ns: &std::os::fd::OwnedFd,
+    host: &mut NlSocket,
+    bridge: &crate::netlink::link::LinkState,
+    made: &mut Made,
+) -> Result<CniResult, CniError> {
+    let mut ips = Vec::new();
+    for (i, set) in sets.iter().enumerate() {
+        let want = asked
+            .iter()
+            .copied()
+            .find(|a| set.iter().any(|r| r.contains(*a)));
+        let (addr, range) = store.allocate(set, i, want, &env.container_id, &env.ifname)?;
+        ips.push((addr, range));
+    }
+    if let Some(a) = asked
+        .iter()
+        .find(|a| !ips.iter().any(|(n, _)| n.addr() == **a))
+    {
+        return Err(CniError::new(
+            code::INTERNAL,
+            format!(
+                "requested IP address {a} is not in any range of network {}",
+                conf.name
+            ),
+        ));
+    }
+    let gateways: Vec<IpAddr> = ips.iter().map(|(_, r)| r.gateway).collect();
+    let (result_routes, install) = routes(conf, &gateways);
+
+    let veth = link::host_veth_name(&conf.name, &env.container_id, &env.ifname);
+    let host_end = VethEnd {
+        name: &veth,
+        netns_fd: None,
+        index: 0,
+        mtu: conf.mtu,
+        mac: None,
+        master: Some(bridge.index),
+        group: 0,
+    };
+    let cont_end = VethEnd {
+        name: &env.ifname,
+        netns_fd: Some(std::os::fd::AsRawFd::as_raw_fd(ns)),
+        index: 0,
+        mtu: conf.mtu,
+        mac: None,
+        master: None,
+        group: 0,
+    };
+    let (m, f) = crate::netlink::link::new_veth(&host_end, &cont_end);
+    host.request(m, f).map_err(|e| {
+        CniError::netlink(
+            format!("cannot create veth pair {veth} / {}", env.ifname),
+            &e,
+        )
+    })?;
+    made.veth = Some(veth.clone());
+    let mut reqs = crate::netlink::link::set(
+        Target::Name(&veth),
+        &LinkChange {
+            alias: Some(link::tag(
+                &conf.name,
+                Some((&env.container_id, &env.ifname)),
+            )),
+            up: Some(true),
+            ..Default::default()
+        },
+    );
+    let host_state = link::by_name(host, &veth)
+        .map_err(|e| CniError::netlink(format!("veth {veth}"), &e))?
+        .ok_or_else(|| CniError::new(code::INTERNAL, format!("veth {veth} vanished")))?;
+    if conf.hairpin_mode {
+        reqs.push(link::hairpin(host_state.index));
+    }
+    link::exec(host, &format!("cannot set up {veth}"), reqs)?;
+
+    let addrs: Vec<IpNet> = ips.iter().map(|(a, _)| *a).collect();
+    let ifname = env.ifname.clone();
+    let cont_mac = link::in_netns(ns, |s| {
+        link::configure_container(s, &ifname, &addrs, &install)
+    })?;
+
+    let mut entries = Entries::default();
+    if conf.ip_masq {
+        entries.masq = addrs.iter().map(IpNet::addr).collect();
+    }
+    if let Some(v4) = addrs.iter().find(|a| a.addr().is_ipv4()) {
+        entries.ports = conf
+            .runtime_config
+            .port_mappings
+            .iter()
+            .map(|p| (p.clone(), v4.addr()))
+            .collect();
+    } else if !conf.runtime_config.port_mappings.is_empty() {
+        return Err(CniError::new(
+            code::UNSUPPORTED_FIELD,
+            "portMappings need an IPv4 address in the container",
+        ));
+    }
+    if !entries.is_empty() {
+        let mut nf =
+            NfSocket::open().map_err(|e| CniError::netlink("cannot open nf_tables", &e))?;
+        nat::ensure_table(&mut nf, &conf.name, &conf.bridge)?;
+        made.entries = Some(entries.clone());
+        nat::add(&mut nf, &conf.name, &entries)?;
+    }
+    record::write(
+        store.dir(),
+        &Record {
+            container_id: env.container_id.clone(),
+            ifname: env.ifname.clone(),
+            host_veth: veth.clone(),
+            ips: addrs.clone(),
+            entries,
+        },
+    )?;
+    let mac = |m: Option<crate::model::MacAddr>| m.map(|m| m.to_string()).unwrap_or_default();
+    Ok(CniResult {
+        interfaces: vec![
+            Interface {
+                name: conf.bridge.clone(),
+                mac: mac(bridge.mac),
+                sandbox: None,
+            },
+            Interface {
+                name: veth,
+                mac: mac(host_state.mac),
+                sandbox: None,
+            },
+            Interface {
+                name: env.ifname.clone(),
+                mac: cont_mac,
+                sandbox: Some(env.netns.clone()),
+            },
+        ],
+        ips: ips
+            .iter()
+            .map(|(a, r)| IpConfig {
+                address: *a,
+                gateway: Some(r.gateway),
+                interface: Some(2),
+            })
+            .collect(),
+        routes: result_routes,
+    })
+}
