@@ -1,0 +1,350 @@
+//! plumb as a CNI plugin, driven as a runtime drives it (environment + stdin, stdout parsed as
+//! JSON), each check in its own sandbox: the conformance checks shared with the reference
+//! plugins (`common/cni.rs`, also run against them by `cni_reference.rs`), then what only plumb
+//! has: results in every spec version, port mappings, a failed ADD undone, a fixed rule count,
+//! STATUS and GC. Needs `python3` and `nft` (the oracle of the table's contents).
+
+mod common;
+#[path = "common/cni.rs"]
+mod suite;
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use suite::{Cni, Impl, BRIDGE, DATA_DIR, HOST_UP, NET};
+
+fn with_plumb(check: impl FnOnce(&Cni<'_>)) {
+    let sb = common::sandbox();
+    let plumb = Path::new(env!("CARGO_BIN_EXE_plumb"));
+    check(&Cni {
+        sb: &sb,
+        imp: Impl::Plumb,
+        plumb,
+    });
+}
+
+#[test]
+fn cni_add_builds_the_attachment() {
+    with_plumb(suite::add_builds_the_attachment);
+}
+
+#[test]
+fn cni_second_add_errors_and_del_is_idempotent() {
+    with_plumb(suite::second_add_errors_and_del_is_idempotent);
+}
+
+#[test]
+fn cni_del_after_netns_gone_frees_the_address() {
+    with_plumb(suite::del_after_netns_gone_frees_the_address);
+}
+
+#[test]
+fn cni_check_follows_the_kernel() {
+    with_plumb(suite::check_follows_the_kernel);
+}
+
+#[test]
+fn cni_ipmasq_leaves_with_the_host_address() {
+    with_plumb(suite::ipmasq_leaves_with_the_host_address);
+}
+
+#[test]
+fn cni_concurrent_adds_get_distinct_addresses() {
+    with_plumb(suite::concurrent_adds_get_distinct_addresses);
+}
+
+#[test]
+fn cni_environment_is_validated() {
+    with_plumb(suite::environment_is_validated);
+}
+
+/// `nft -j list table inet plumb-cni-testnet`: (rule count, elements of set/map NAME).
+fn table(c: &Cni<'_>) -> (usize, Value) {
+    let out = c.sb.run_ok(&[
+        "nft",
+        "-j",
+        "list",
+        "table",
+        "inet",
+        &format!("plumb-cni-{NET}"),
+    ]);
+    let v: Value = serde_json::from_str(&out).expect("nft -j prints JSON");
+    let objs = v["nftables"].as_array().cloned().unwrap_or_default();
+    let rules = objs.iter().filter(|o| o.get("rule").is_some()).count();
+    let mut sets = serde_json::Map::new();
+    for o in &objs {
+        let s = o.get("set").or_else(|| o.get("map"));
+        if let Some(s) = s {
+            sets.insert(
+                s["name"].as_str().unwrap_or("?").to_string(),
+                s.get("elem").cloned().unwrap_or(Value::Array(vec![])),
+            );
+        }
+    }
+    (rules, Value::Object(sets))
+}
+
+#[test]
+fn cni_results_are_written_in_the_requested_version() {
+    with_plumb(|c| {
+        for (i, v) in ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
+            .iter()
+            .enumerate()
+        {
+            let conf = c.conf(json!({"cniVersion": v}));
+            let r = c.add(&format!("c{i}"), &format!("c{i}"), &conf);
+            assert_eq!(r["cniVersion"], *v);
+            let ip = &r["ips"][0];
+            if v.starts_with('0') {
+                assert_eq!(ip["version"], "4", "{v}: {r:#}");
+            } else {
+                assert!(ip.get("version").is_none(), "{v}: {r:#}");
+            }
+        }
+        // CHECK needs 0.4.0, STATUS and GC 1.1.0: older configurations get code 1.
+        let old = c.conf(json!({"cniVersion": "0.3.1", "prevResult": {}}));
+        c.invoke("CHECK", "c0", "c0", "eth0", &old)
+            .error(1, "CHECK at 0.3.1");
+        let v10 = c.conf(json!({"cniVersion": "1.0.0"}));
+        c.invoke_env(&[("CNI_COMMAND", "STATUS")], &v10)
+            .error(1, "STATUS at 1.0.0");
+        // An error is written in the configuration's version.
+        let e = c
+            .invoke("ADD", "c0", "c0", "eth0", &old)
+            .error(999, "ADD again");
+        assert_eq!(e["cniVersion"], "0.3.1");
+        // Another IPAM type would need another process: refused before anything is done.
+        let other = c.conf(json!({"ipam": {"type": "dhcp"}}));
+        c.sb.run_ok(&["ip", "netns", "add", "x"]);
+        c.invoke("ADD", "x", "x", "eth0", &other)
+            .error(2, "ipam dhcp");
+    });
+}
+
+#[test]
+fn cni_port_mapping_is_reachable_and_rules_do_not_grow() {
+    with_plumb(|c| {
+        c.upstream();
+        let pm = |host: u16| {
+            json!({"ipMasq": true, "runtimeConfig": {"portMappings": [
+                {"hostPort": host, "containerPort": 80, "protocol": "tcp"}]}})
+        };
+        let r1 = c.add("c1", "c1", &c.conf(pm(8080)));
+        let (rules1, sets1) = table(c);
+        let a1 = r1["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            sets1["masq4"].as_array().map(Vec::len),
+            Some(1),
+            "{sets1:#}"
+        );
+        for i in 2..=4 {
+            c.add(
+                &format!("c{i}"),
+                &format!("c{i}"),
+                &c.conf(pm(8080 + i as u16)),
+            );
+        }
+        let (rules4, sets4) = table(c);
+        assert_eq!(rules1, rules4, "the rule count grew with containers");
+        assert_eq!(
+            sets4["masq4"].as_array().map(Vec::len),
+            Some(4),
+            "{sets4:#}"
+        );
+        assert_eq!(sets4["tcp4"].as_array().map(Vec::len), Some(4), "{sets4:#}");
+        // From the internet to the host's address, port 8080: the first container's port 80.
+        let server = common::sockets::serve(c.sb, Some("c1"), "tcp", 80, 1, "5");
+        let reply =
+            common::sockets::send(c.sb, Some("upstream"), "tcp", HOST_UP, 8080, "knock", "4");
+        let lines = server.finish();
+        assert!(
+            reply
+                .as_deref()
+                .is_ok_and(|r| r.starts_with("reply echo:knock")),
+            "{reply:?} {lines:?}"
+        );
+        assert_eq!(
+            common::sockets::Server::peers(&lines),
+            vec![suite::UPSTREAM.to_string()]
+        );
+        // DEL takes the container's elements out, and only them.
+        let conf = Cni::with_prev(&c.conf(pm(8080)), &r1);
+        c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("DEL c1");
+        let (rules_after, sets_after) = table(c);
+        assert_eq!(rules_after, rules1);
+        let masq: Vec<String> = sets_after["masq4"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| e.as_str().unwrap_or("?").to_string())
+            .collect();
+        assert_eq!(masq.len(), 3, "{sets_after:#}");
+        assert!(!masq.contains(&a1), "{masq:?}");
+        assert_eq!(sets_after["tcp4"].as_array().map(Vec::len), Some(3));
+    });
+}
+
+#[test]
+fn cni_failed_add_undoes_what_it_made() {
+    with_plumb(|c| {
+        // A route whose gateway is not reachable from the container: refused by the kernel
+        // after the address was reserved and the veth pair made.
+        let conf = c.conf(json!({"ipMasq": true, "ipam": {"routes": [{"dst": "192.0.2.0/24", "gw": "198.51.100.1"}]}}));
+        c.sb.run_ok(&["ip", "netns", "add", "c1"]);
+        let e = c
+            .invoke("ADD", "c1", "c1", "eth0", &conf)
+            .error(999, "ADD with a bad route");
+        assert!(e.to_string().contains("route"), "{e}");
+        assert!(c.reserved().is_empty(), "{:?}", c.reserved());
+        let links: Vec<String> = c
+            .ip(None, &["link"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .collect();
+        assert!(links.iter().all(|l| !l.starts_with("veth")), "{links:?}");
+        let inner: Vec<String> = c
+            .ip(Some("c1"), &["link"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .collect();
+        assert_eq!(inner, vec!["lo"]);
+        // The same container then attaches cleanly.
+        c.invoke("ADD", "c1", "c1", "eth0", &c.conf(json!({})))
+            .ok("ADD after the failure");
+    });
+}
+
+#[test]
+fn cni_everything_created_is_tagged() {
+    with_plumb(|c| {
+        let r = c.add("c1", "c1", &c.conf(json!({})));
+        let host_end = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+        for (dev, want) in [
+            (BRIDGE.to_string(), format!("plumb:cni net={NET}")),
+            (host_end, format!("plumb:cni net={NET} cid=c1 if=eth0")),
+        ] {
+            let l = &c.ip(None, &["link", "show", &dev])[0];
+            assert_eq!(l["ifalias"], want.as_str(), "{l}");
+        }
+        let routes = c.ip(Some("c1"), &["route", "show", "default"]);
+        assert_eq!(routes[0]["protocol"], "250", "{routes}");
+        // The bridge keeps its MAC across containers (fixed, not taken from a port).
+        let mac0 = r["interfaces"][0]["mac"].clone();
+        let r2 = c.add("c2", "c2", &c.conf(json!({})));
+        assert_eq!(r2["interfaces"][0]["mac"], mac0);
+        assert_eq!(c.ip(None, &["link", "show", BRIDGE])[0]["address"], mac0);
+    });
+}
+
+#[test]
+fn cni_status_reports_an_exhausted_pool() {
+    with_plumb(|c| {
+        let conf = c.conf(json!({"cniVersion": "1.1.0", "ipam": {"subnet": "10.56.0.0/30"}}));
+        c.invoke_env(&[("CNI_COMMAND", "STATUS")], &conf)
+            .ok("STATUS with a free address");
+        let r = c.add("c1", "c1", &conf);
+        assert_eq!(r["ips"][0]["address"], "10.56.0.2/30");
+        c.invoke_env(&[("CNI_COMMAND", "STATUS")], &conf)
+            .error(50, "STATUS of a full /30");
+        c.sb.run_ok(&["ip", "netns", "add", "c2"]);
+        let e = c
+            .invoke("ADD", "c2", "c2", "eth0", &conf)
+            .error(999, "ADD to a full /30");
+        assert!(
+            e["msg"]
+                .as_str()
+                .unwrap_or("")
+                .contains("no IP addresses available"),
+            "{e}"
+        );
+        c.invoke("DEL", "c1", "c1", "eth0", &Cni::with_prev(&conf, &r))
+            .ok("DEL");
+        c.invoke_env(&[("CNI_COMMAND", "STATUS")], &conf)
+            .ok("STATUS after DEL");
+    });
+}
+
+#[test]
+fn cni_gc_frees_what_is_not_valid() {
+    with_plumb(|c| {
+        for key in ["cni.dev/valid-attachments", "cni.dev/attachments"] {
+            let conf = c.conf(json!({"cniVersion": "1.1.0", "ipMasq": true}));
+            let keep = c.add("keep", &format!("keep{}", key.len()), &conf);
+            let gone = c.add("gone", &format!("gone{}", key.len()), &conf);
+            let keep_ip = keep["ips"][0]["address"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string();
+            let gone_ip = gone["ips"][0]["address"]
+                .as_str()
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string();
+            let gone_end = gone["interfaces"][1]["name"].as_str().unwrap().to_string();
+            let mut gc = conf.clone();
+            gc[key] = json!([{"containerID": "keep", "ifname": "eth0"}]);
+            c.invoke_env(&[("CNI_COMMAND", "GC")], &gc).ok("GC");
+            assert_eq!(c.reserved(), vec![keep_ip.clone()], "{key}");
+            let links: Vec<String> = c
+                .ip(None, &["link"])
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+                .collect();
+            assert!(!links.contains(&gone_end), "{key}: {links:?}");
+            let (_, sets) = table(c);
+            let masq: Vec<&str> = sets["masq4"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(masq, vec![keep_ip.as_str()], "{key}: {sets:#}");
+            assert!(!masq.contains(&gone_ip.as_str()));
+            // Then nothing is valid: everything goes.
+            let mut all = conf.clone();
+            all[key] = json!([]);
+            c.invoke_env(&[("CNI_COMMAND", "GC")], &all)
+                .ok("GC of everything");
+            assert!(c.reserved().is_empty());
+        }
+        let _ = DATA_DIR;
+    });
+}
+
+#[test]
+fn cni_plugin_name_and_about() {
+    with_plumb(|c| {
+        let link = c.sb.dir().join("plumb-cni");
+        std::os::unix::fs::symlink(c.plumb, &link).expect("symlink");
+        let link = link.to_string_lossy().into_owned();
+        let about = c.sb.run(&[&link]);
+        assert_eq!(about.status.code(), Some(0));
+        assert!(String::from_utf8_lossy(&about.stderr)
+            .contains("CNI protocol versions supported: 0.3.0, 0.3.1, 0.4.0, 1.0.0, 1.1.0"));
+        let mut cmd = c.sb.command(&[&link]);
+        cmd.env("CNI_COMMAND", "VERSION");
+        let out = c.sb.output(cmd);
+        let v: Value = serde_json::from_slice(&out.stdout).expect("VERSION prints JSON");
+        assert_eq!(
+            v["supportedVersions"],
+            json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+        );
+    });
+}

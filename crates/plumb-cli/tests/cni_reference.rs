@@ -1,0 +1,62 @@
+//! The CNI conformance suite's shared checks run against Debian's reference plugins
+//! (`containernetworking-plugins`: `/usr/lib/cni/bridge` with `host-local`), so that plumb's
+//! reading of the spec is checked against an independent implementation. Each check runs in
+//! its own sandbox. Needs `containernetworking-plugins`, `iptables` (the reference bridge's
+//! ipMasq), `python3`.
+
+mod common;
+#[path = "common/cni.rs"]
+mod suite;
+
+use std::path::Path;
+
+use suite::{Cni, Impl};
+
+fn with_reference(check: fn(&Cni<'_>)) {
+    assert!(
+        Path::new("/usr/lib/cni/bridge").exists() && Path::new("/usr/lib/cni/host-local").exists(),
+        "the reference CNI plugins are missing: apt-get install -y containernetworking-plugins"
+    );
+    let sb = common::sandbox();
+    let plumb = Path::new(env!("CARGO_BIN_EXE_plumb"));
+    check(&Cni {
+        sb: &sb,
+        imp: Impl::Reference,
+        plumb,
+    });
+}
+
+#[test]
+fn reference_add_builds_the_attachment() {
+    with_reference(suite::add_builds_the_attachment);
+}
+
+#[test]
+fn reference_second_add_errors_and_del_is_idempotent() {
+    with_reference(suite::second_add_errors_and_del_is_idempotent);
+}
+
+#[test]
+fn reference_del_after_netns_gone_frees_the_address() {
+    with_reference(suite::del_after_netns_gone_frees_the_address);
+}
+
+#[test]
+fn reference_check_follows_the_kernel() {
+    with_reference(suite::check_follows_the_kernel);
+}
+
+#[test]
+fn reference_ipmasq_leaves_with_the_host_address() {
+    with_reference(suite::ipmasq_leaves_with_the_host_address);
+}
+
+#[test]
+fn reference_concurrent_adds_get_distinct_addresses() {
+    with_reference(suite::concurrent_adds_get_distinct_addresses);
+}
+
+#[test]
+fn reference_environment_is_validated() {
+    with_reference(suite::environment_is_validated);
+}

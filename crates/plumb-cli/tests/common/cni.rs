@@ -1,0 +1,464 @@
+//! The CNI conformance suite, shared by `tests/cni.rs` (plumb) and `tests/cni_reference.rs`
+//! (Debian's reference `bridge` + `host-local` plugins): each check drives a plugin as a runtime
+//! does — environment variables and the configuration on stdin — parses its stdout as JSON, and
+//! asserts through independent views (`ip -j`, the IPAM store's files, sockets). Everything runs
+//! inside a sandbox; "the internet" is a namespace `upstream` in it.
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::Output;
+
+use plumb_testkit::{describe, Sandbox};
+use serde_json::{json, Value};
+
+use crate::common::sockets::{send, serve, Server};
+
+/// The network every check uses.
+pub const NET: &str = "testnet";
+/// Its bridge.
+pub const BRIDGE: &str = "cni0";
+/// Its subnet and gateway.
+pub const SUBNET: &str = "10.55.0.0/24";
+/// The gateway.
+pub const GATEWAY: &str = "10.55.0.1";
+/// The IPAM store (inside the sandbox's private /run).
+pub const DATA_DIR: &str = "/run/cni-ipam";
+/// The host's address on its uplink, and the internet's.
+pub const HOST_UP: &str = "203.0.113.1";
+/// The internet's address.
+pub const UPSTREAM: &str = "203.0.113.2";
+
+/// Which implementation is under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Impl {
+    /// plumb in plugin mode.
+    Plumb,
+    /// `/usr/lib/cni/bridge` with `host-local`.
+    Reference,
+}
+
+/// A plugin in a sandbox.
+pub struct Cni<'a> {
+    /// The sandbox.
+    pub sb: &'a Sandbox,
+    /// The implementation.
+    pub imp: Impl,
+    /// The plumb binary (the plugin itself for [`Impl::Plumb`]).
+    pub plumb: &'a Path,
+}
+
+/// What one invocation printed and how it exited.
+#[derive(Debug)]
+pub struct Reply {
+    /// Exit code.
+    pub code: Option<i32>,
+    /// stdout as JSON (`Null` when empty).
+    pub json: Value,
+    /// Everything, for messages.
+    pub text: String,
+}
+
+impl Reply {
+    /// Panics unless it succeeded.
+    pub fn ok(self, what: &str) -> Value {
+        assert_eq!(self.code, Some(0), "{what} failed:\n{}", self.text);
+        self.json
+    }
+
+    /// Panics unless it failed with exit 1 and a spec error object with `code`; returns it.
+    pub fn error(self, code: u64, what: &str) -> Value {
+        assert_ne!(
+            self.code,
+            Some(0),
+            "{what} should have failed:\n{}",
+            self.text
+        );
+        assert_eq!(
+            self.json["code"].as_u64(),
+            Some(code),
+            "{what}: expected error code {code}:\n{}",
+            self.text
+        );
+        assert!(
+            self.json["msg"].is_string(),
+            "{what}: no msg:\n{}",
+            self.text
+        );
+        self.json
+    }
+}
+
+fn merge(base: &mut Value, extra: &Value) {
+    if let (Some(b), Some(e)) = (base.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            if v.is_object() && b.get(k).is_some_and(Value::is_object) {
+                merge(&mut b[k], v);
+            } else {
+                b.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+impl Cni<'_> {
+    /// The plugin's configuration: the reference bridge's keys, with `extra` merged in.
+    pub fn conf(&self, extra: Value) -> Value {
+        let mut c = json!({
+            "cniVersion": "1.0.0",
+            "name": NET,
+            "type": if self.imp == Impl::Plumb { "plumb-cni" } else { "bridge" },
+            "bridge": BRIDGE,
+            "isGateway": true,
+            "isDefaultGateway": true,
+            "ipam": {"type": "host-local", "subnet": SUBNET, "dataDir": DATA_DIR},
+        });
+        merge(&mut c, &extra);
+        c
+    }
+
+    fn binary(&self) -> String {
+        match self.imp {
+            Impl::Plumb => self.plumb.to_string_lossy().into_owned(),
+            Impl::Reference => "/usr/lib/cni/bridge".into(),
+        }
+    }
+
+    /// Runs the plugin with `env` (`CNI_PATH` is always set) and `conf` on stdin.
+    pub fn invoke_env(&self, env: &[(&str, &str)], conf: &Value) -> Reply {
+        let file = self.sb.write_file(
+            &format!("conf-{}.json", unique()),
+            &serde_json::to_string(conf).expect("config serialises"),
+        );
+        let bin = self.binary();
+        let file = file.to_string_lossy().into_owned();
+        let mut cmd = self
+            .sb
+            .command(&["sh", "-c", "exec \"$0\" < \"$1\"", &bin, &file]);
+        cmd.env("CNI_PATH", "/usr/lib/cni");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        reply(self.sb.output(cmd))
+    }
+
+    /// Runs `verb` for container `cid` in namespace `ns` (a name in /run/netns), interface
+    /// `ifname`.
+    pub fn invoke(&self, verb: &str, cid: &str, ns: &str, ifname: &str, conf: &Value) -> Reply {
+        let netns = format!("/run/netns/{ns}");
+        self.invoke_env(
+            &[
+                ("CNI_COMMAND", verb),
+                ("CNI_CONTAINERID", cid),
+                ("CNI_NETNS", &netns),
+                ("CNI_IFNAME", ifname),
+            ],
+            conf,
+        )
+    }
+
+    /// ADD for `cid` in a new namespace `ns`, interface `eth0`; panics unless it succeeds.
+    pub fn add(&self, cid: &str, ns: &str, conf: &Value) -> Value {
+        self.sb.run_ok(&["ip", "netns", "add", ns]);
+        self.invoke("ADD", cid, ns, "eth0", conf)
+            .ok(&format!("ADD {cid}"))
+    }
+
+    /// `conf` with `prevResult`.
+    pub fn with_prev(conf: &Value, prev: &Value) -> Value {
+        let mut c = conf.clone();
+        c["prevResult"] = prev.clone();
+        c
+    }
+
+    /// The addresses reserved in the IPAM store (file names that are addresses).
+    pub fn reserved(&self) -> Vec<String> {
+        let out = self
+            .sb
+            .sh_ok(&format!("ls {DATA_DIR}/{NET} 2>/dev/null || true"));
+        out.lines()
+            .filter(|l| l.parse::<std::net::IpAddr>().is_ok())
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// `ip -j ARGS` in `ns` (or the host), parsed.
+    pub fn ip(&self, ns: Option<&str>, args: &[&str]) -> Value {
+        let mut argv = Vec::new();
+        if let Some(n) = ns {
+            argv.extend(["ip", "netns", "exec", n]);
+        }
+        argv.extend(["ip", "-j"]);
+        argv.extend_from_slice(args);
+        let out = self.sb.run_ok(&argv);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("ip -j {args:?}: {e}\n{out}"))
+    }
+
+    /// The IPv4 addresses (`A/LEN`) on `dev` in `ns`.
+    pub fn v4(&self, ns: Option<&str>, dev: &str) -> Vec<String> {
+        self.ip(ns, &["-4", "addr", "show", "dev", dev])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .map(|a| format!("{}/{}", a["local"].as_str().unwrap_or("?"), a["prefixlen"]))
+            .collect()
+    }
+
+    /// An uplink to "the internet": namespace `upstream` with 203.0.113.2, the host 203.0.113.1.
+    pub fn upstream(&self) {
+        self.sb.sh_ok(&format!(
+            "ip netns add upstream && ip link add up0 type veth peer name eth0 netns upstream && \
+             ip addr add {HOST_UP}/24 dev up0 && ip link set up0 up && \
+             ip -n upstream addr add {UPSTREAM}/24 dev eth0 && ip -n upstream link set eth0 up && \
+             ip -n upstream link set lo up"
+        ));
+    }
+}
+
+fn unique() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn reply(out: Output) -> Reply {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = if stdout.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{}", describe(&out)))
+    };
+    Reply {
+        code: out.status.code(),
+        json,
+        text: describe(&out),
+    }
+}
+
+// ---- the checks both implementations must pass ----
+
+/// ADD's result: three interfaces (the bridge, the host end, the container's with `sandbox`),
+/// the address on interface 2 with the gateway, a default route; the kernel agrees: the bridge
+/// carries the gateway, the container's interface is up with its address and a default route
+/// via the gateway; MTU and hairpin mode are applied.
+pub fn add_builds_the_attachment(c: &Cni<'_>) {
+    let conf = c.conf(json!({"mtu": 1400, "hairpinMode": true}));
+    let r = c.add("c1", "c1", &conf);
+    let ifs = r["interfaces"].as_array().expect("interfaces");
+    assert_eq!(ifs.len(), 3, "{r:#}");
+    assert_eq!(ifs[0]["name"], BRIDGE);
+    assert_eq!(ifs[2]["name"], "eth0");
+    assert_eq!(ifs[2]["sandbox"], "/run/netns/c1", "{r:#}");
+    assert!(ifs[0].get("sandbox").is_none() && ifs[1].get("sandbox").is_none());
+    let ip = &r["ips"][0];
+    assert_eq!(ip["address"], "10.55.0.2/24", "{r:#}");
+    assert_eq!(ip["gateway"], GATEWAY);
+    assert_eq!(ip["interface"], 2);
+    assert!(
+        r["routes"].as_array().is_some_and(|rs| rs
+            .iter()
+            .any(|x| x["dst"] == "0.0.0.0/0" && x["gw"] == GATEWAY)),
+        "{r:#}"
+    );
+    assert_eq!(c.v4(None, BRIDGE), vec![format!("{GATEWAY}/24")]);
+    assert_eq!(c.v4(Some("c1"), "eth0"), vec!["10.55.0.2/24"]);
+    let eth0 = &c.ip(Some("c1"), &["link", "show", "eth0"])[0];
+    assert!(
+        eth0["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "UP")),
+        "{eth0}"
+    );
+    assert_eq!(eth0["mtu"], 1400);
+    assert_eq!(eth0["address"], ifs[2]["mac"]);
+    let routes = c.ip(Some("c1"), &["route", "show", "default"]);
+    assert_eq!(routes[0]["gateway"], GATEWAY, "{routes}");
+    assert_eq!(routes[0]["dev"], "eth0");
+    let host_end = ifs[1]["name"].as_str().expect("host end name");
+    let l = &c.ip(None, &["-d", "link", "show", host_end])[0];
+    assert_eq!(l["master"], BRIDGE, "{l}");
+    assert_eq!(l["mtu"], 1400);
+    assert_eq!(l["linkinfo"]["info_slave_data"]["hairpin"], true, "{l}");
+    assert_eq!(c.reserved(), vec!["10.55.0.2"]);
+}
+
+/// A second ADD for the same interface fails; DEL twice succeeds and frees the address.
+pub fn second_add_errors_and_del_is_idempotent(c: &Cni<'_>) {
+    let conf = c.conf(json!({}));
+    let r = c.add("c1", "c1", &conf);
+    let again = c.invoke("ADD", "c1", "c1", "eth0", &conf);
+    assert_ne!(again.code, Some(0), "{}", again.text);
+    assert!(again.json["code"].is_u64(), "{}", again.text);
+    let conf = Cni::with_prev(&conf, &r);
+    c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("DEL");
+    c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("second DEL");
+    assert!(c.reserved().is_empty(), "{:?}", c.reserved());
+    let names: Vec<String> = c
+        .ip(Some("c1"), &["link"])
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(names, vec!["lo"]);
+}
+
+/// DEL after the namespace is gone (`ip netns del`) succeeds and frees the address; an ADD in
+/// a new namespace then gets an address again.
+pub fn del_after_netns_gone_frees_the_address(c: &Cni<'_>) {
+    let conf = c.conf(json!({}));
+    let r = c.add("c1", "c1", &conf);
+    c.sb.run_ok(&["ip", "netns", "del", "c1"]);
+    let conf = Cni::with_prev(&conf, &r);
+    c.invoke("DEL", "c1", "c1", "eth0", &conf)
+        .ok("DEL without its netns");
+    assert!(c.reserved().is_empty(), "{:?}", c.reserved());
+    c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("DEL again");
+}
+
+/// CHECK after ADD succeeds; after someone deletes the container's address it fails.
+pub fn check_follows_the_kernel(c: &Cni<'_>) {
+    let conf = c.conf(json!({}));
+    let r = c.add("c1", "c1", &conf);
+    let conf = Cni::with_prev(&conf, &r);
+    c.invoke("CHECK", "c1", "c1", "eth0", &conf)
+        .ok("CHECK after ADD");
+    c.sb.run_ok(&[
+        "ip",
+        "-n",
+        "c1",
+        "addr",
+        "del",
+        "10.55.0.2/24",
+        "dev",
+        "eth0",
+    ]);
+    let bad = c.invoke("CHECK", "c1", "c1", "eth0", &conf);
+    assert_ne!(bad.code, Some(0), "CHECK should fail:\n{}", bad.text);
+    assert!(bad.json["code"].is_u64(), "{}", bad.text);
+}
+
+/// With ipMasq, the container's traffic reaches the upstream namespace from the host's address.
+pub fn ipmasq_leaves_with_the_host_address(c: &Cni<'_>) {
+    c.upstream();
+    let conf = c.conf(json!({"ipMasq": true}));
+    c.add("c1", "c1", &conf);
+    let server: Server = serve(c.sb, Some("upstream"), "tcp", 7000, 1, "5");
+    let reply = send(c.sb, Some("c1"), "tcp", UPSTREAM, 7000, "hello", "4");
+    let lines = server.finish();
+    assert!(
+        reply
+            .as_deref()
+            .is_ok_and(|r| r.starts_with("reply echo:hello")),
+        "{reply:?} {lines:?}"
+    );
+    assert_eq!(
+        Server::peers(&lines),
+        vec![HOST_UP.to_string()],
+        "{lines:?}"
+    );
+}
+
+/// 16 concurrent ADDs for 16 containers get 16 distinct addresses; the bridge and its gateway
+/// exist once.
+pub fn concurrent_adds_get_distinct_addresses(c: &Cni<'_>) {
+    let conf = c.conf(json!({"ipMasq": true}));
+    let n = 16;
+    for i in 0..n {
+        c.sb.run_ok(&["ip", "netns", "add", &format!("p{i}")]);
+    }
+    let results: Vec<Reply> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..n)
+            .map(|i| {
+                let conf = &conf;
+                s.spawn(move || c.invoke("ADD", &format!("cid{i}"), &format!("p{i}"), "eth0", conf))
+            })
+            .collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    let mut seen = HashSet::new();
+    for (i, r) in results.into_iter().enumerate() {
+        let v = r.ok(&format!("concurrent ADD {i}"));
+        let a = v["ips"][0]["address"]
+            .as_str()
+            .expect("address")
+            .to_string();
+        assert!(seen.insert(a.clone()), "address {a} handed out twice");
+        assert_eq!(c.v4(Some(&format!("p{i}")), "eth0"), vec![a]);
+    }
+    assert_eq!(seen.len(), n);
+    assert_eq!(c.reserved().len(), n);
+    let bridges: Vec<Value> = c
+        .ip(None, &["-d", "link", "show", "type", "bridge"])
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(bridges.len(), 1, "{bridges:?}");
+    assert_eq!(c.v4(None, BRIDGE), vec![format!("{GATEWAY}/24")]);
+}
+
+/// Environment validation as the reference library does it (codes 3, 4) and an unsupported
+/// version (code 1).
+pub fn environment_is_validated(c: &Cni<'_>) {
+    c.sb.run_ok(&["ip", "netns", "add", "c1"]);
+    let conf = c.conf(json!({}));
+    let base = [
+        ("CNI_COMMAND", "ADD"),
+        ("CNI_CONTAINERID", "c1"),
+        ("CNI_NETNS", "/run/netns/c1"),
+        ("CNI_IFNAME", "eth0"),
+    ];
+    let with = |k: &str, v: &str| -> Vec<(&str, String)> {
+        base.iter()
+            .map(|(bk, bv)| {
+                (
+                    *bk,
+                    if *bk == k {
+                        v.to_string()
+                    } else {
+                        bv.to_string()
+                    },
+                )
+            })
+            .filter(|(_, v)| !v.is_empty())
+            .collect()
+    };
+    let run = |env: Vec<(&str, String)>, conf: &Value| {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        c.invoke_env(&env, conf)
+    };
+    let e = run(with("CNI_NETNS", ""), &conf).error(4, "ADD without CNI_NETNS");
+    assert!(e["msg"].as_str().unwrap_or("").contains("CNI_NETNS"), "{e}");
+    run(with("CNI_IFNAME", "a234567890123456"), &conf).error(4, "16-byte ifname");
+    run(with("CNI_IFNAME", "eth:0"), &conf).error(4, "ifname with ':'");
+    run(with("CNI_IFNAME", "eth/0"), &conf).error(4, "ifname with '/'");
+    run(with("CNI_IFNAME", "eth 0"), &conf).error(4, "ifname with a space");
+    run(with("CNI_CONTAINERID", "-bad"), &conf).error(4, "container id pattern");
+    run(with("CNI_CONTAINERID", "a/b"), &conf).error(4, "container id with '/'");
+    run(with("CNI_COMMAND", "FROB"), &conf).error(4, "unknown command");
+    let mut v9 = conf.clone();
+    v9["cniVersion"] = "9.9.9".into();
+    run(with("CNI_IFNAME", "eth0"), &v9).error(1, "unsupported version");
+    assert!(
+        c.reserved().is_empty(),
+        "a refused ADD reserved {:?}",
+        c.reserved()
+    );
+    let v = c
+        .invoke_env(
+            &[("CNI_COMMAND", "VERSION")],
+            &json!({"cniVersion": "1.0.0"}),
+        )
+        .ok("VERSION");
+    let vs: Vec<&str> = v["supportedVersions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    for want in ["0.3.0", "0.3.1", "0.4.0", "1.0.0"] {
+        assert!(vs.contains(&want), "{v}");
+    }
+}
