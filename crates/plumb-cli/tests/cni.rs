@@ -58,6 +58,11 @@ fn cni_environment_is_validated() {
     with_plumb(suite::environment_is_validated);
 }
 
+#[test]
+fn cni_ipam_ranges_and_requested_addresses() {
+    with_plumb(suite::ipam_ranges_and_requested_addresses);
+}
+
 /// `nft -j list table inet plumb-cni-testnet`: (rule count, elements of set/map NAME).
 fn table(c: &Cni<'_>) -> (usize, Value) {
     let out = c.sb.run_ok(&[
@@ -345,6 +350,86 @@ fn cni_plugin_name_and_about() {
         assert_eq!(
             v["supportedVersions"],
             json!(["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"])
+        );
+    });
+}
+
+#[test]
+fn cni_check_covers_nat_state_and_the_reservation() {
+    with_plumb(|c| {
+        let conf = c.conf(json!({"ipMasq": true}));
+        let r = c.add("c1", "c1", &conf);
+        let conf = Cni::with_prev(&conf, &r);
+        c.invoke("CHECK", "c1", "c1", "eth0", &conf)
+            .ok("CHECK after ADD");
+        // Someone removes the container's masquerade element: CHECK says so.
+        c.sb.run_ok(&[
+            "nft",
+            "delete",
+            "element",
+            "inet",
+            &format!("plumb-cni-{NET}"),
+            "masq4",
+            "{ 10.55.0.2 }",
+        ]);
+        let e = c
+            .invoke("CHECK", "c1", "c1", "eth0", &conf)
+            .error(999, "CHECK without masquerade");
+        assert!(
+            e["msg"].as_str().unwrap_or("").contains("masquerade"),
+            "{e}"
+        );
+        // DEL still succeeds with the element gone, then CHECK finds no reservation.
+        c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("DEL");
+        let e = c
+            .invoke("CHECK", "c1", "c1", "eth0", &conf)
+            .error(999, "CHECK after DEL");
+        assert!(
+            e["msg"].as_str().unwrap_or("").contains("reservation"),
+            "{e}"
+        );
+    });
+}
+
+#[test]
+fn cni_del_works_from_prev_result_without_records_or_reservation() {
+    with_plumb(|c| {
+        let conf = c.conf(json!({"ipMasq": true}));
+        let r = c.add("c1", "c1", &conf);
+        let host_end = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+        // plumb's record and the reservation are gone (a wiped store): DEL tears down from
+        // prevResult and the attachment's tag.
+        c.sb.sh_ok(&format!(
+            "rm -r {DATA_DIR}/{NET}/plumb {DATA_DIR}/{NET}/10.55.0.2"
+        ));
+        c.invoke("DEL", "c1", "c1", "eth0", &Cni::with_prev(&conf, &r))
+            .ok("DEL");
+        let links: Vec<String> = c
+            .ip(None, &["link"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .collect();
+        assert!(!links.contains(&host_end), "{links:?}");
+        let (_, sets) = table(c);
+        assert_eq!(sets["masq4"], json!([]), "{sets:#}");
+        // An interface of the same name that is not this attachment's is left alone.
+        c.sb.run_ok(&[
+            "ip", "link", "add", &host_end, "type", "veth", "peer", "name", "other0",
+        ]);
+        c.invoke("DEL", "c1", "c1", "eth0", &Cni::with_prev(&conf, &r))
+            .ok("DEL again");
+        let links: Vec<String> = c
+            .ip(None, &["link"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|l| l["ifname"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            links.contains(&host_end),
+            "DEL deleted an interface it does not own: {links:?}"
         );
     });
 }

@@ -60,3 +60,8 @@ fn reference_concurrent_adds_get_distinct_addresses() {
 fn reference_environment_is_validated() {
     with_reference(suite::environment_is_validated);
 }
+
+#[test]
+fn reference_ipam_ranges_and_requested_addresses() {
+    with_reference(suite::ipam_ranges_and_requested_addresses);
+}

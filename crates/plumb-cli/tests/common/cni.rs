@@ -462,3 +462,67 @@ pub fn environment_is_validated(c: &Cni<'_>) {
         assert!(vs.contains(&want), "{v}");
     }
 }
+
+/// `ipam` ranges and requested addresses, as host-local does them: `rangeStart`/`rangeEnd`
+/// bound the pool, `CNI_ARGS` `IP=` and `runtimeConfig.ips` pick an address, allocation goes
+/// round robin after the last reservation and wraps, an exhausted pool refuses, `ipam.routes`
+/// go into the container via the gateway.
+pub fn ipam_ranges_and_requested_addresses(c: &Cni<'_>) {
+    c.sb.run_ok(&["ip", "netns", "add", "x"]);
+    let both = c.conf(json!({"hairpinMode": true, "promiscMode": true}));
+    let refused = c.invoke("ADD", "x", "x", "eth0", &both);
+    assert_ne!(
+        refused.code,
+        Some(0),
+        "hairpin and promiscuous together:\n{}",
+        refused.text
+    );
+    assert!(refused.json["code"].is_u64(), "{}", refused.text);
+    let conf = c.conf(
+        json!({"promiscMode": true, "ipam": {"rangeStart": "10.55.0.10",
+        "rangeEnd": "10.55.0.12", "routes": [{"dst": "192.0.2.0/24"}]}}),
+    );
+    let add = |cid: &str, args: &str, conf: &Value| {
+        c.sb.run_ok(&["ip", "netns", "add", cid]);
+        let netns = format!("/run/netns/{cid}");
+        let mut env = vec![
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", cid),
+            ("CNI_NETNS", netns.as_str()),
+            ("CNI_IFNAME", "eth0"),
+        ];
+        if !args.is_empty() {
+            env.push(("CNI_ARGS", args));
+        }
+        c.invoke_env(&env, conf)
+    };
+    let a = add("a", "IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.55.0.12", &conf).ok("ADD with IP=");
+    assert_eq!(a["ips"][0]["address"], "10.55.0.12/24", "{a:#}");
+    let b = add("b", "", &conf).ok("ADD after .12");
+    assert_eq!(
+        b["ips"][0]["address"], "10.55.0.10/24",
+        "round robin wraps: {b:#}"
+    );
+    let mut with_ips = conf.clone();
+    with_ips["runtimeConfig"] = json!({"ips": ["10.55.0.11/24"]});
+    let d = add("d", "", &with_ips).ok("ADD with runtimeConfig.ips");
+    assert_eq!(d["ips"][0]["address"], "10.55.0.11/24", "{d:#}");
+    let full = add("e", "", &conf);
+    assert_ne!(
+        full.code,
+        Some(0),
+        "an exhausted pool must refuse:\n{}",
+        full.text
+    );
+    assert_eq!(c.reserved().len(), 3, "{:?}", c.reserved());
+    let br = &c.ip(None, &["link", "show", BRIDGE])[0];
+    assert!(
+        br["flags"]
+            .as_array()
+            .is_some_and(|f| f.iter().any(|x| x == "PROMISC")),
+        "{br}"
+    );
+    let routes = c.ip(Some("b"), &["route", "show", "192.0.2.0/24"]);
+    assert_eq!(routes[0]["gateway"], GATEWAY, "{routes}");
+    assert_eq!(routes[0]["dev"], "eth0");
+}

@@ -78,6 +78,12 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         masq: vec![],
         ports: probe,
     })?;
+    if conf.hairpin_mode && conf.promisc_mode {
+        // As the reference bridge: a hairpin port already sees its own frames.
+        return Err(CniError::config(
+            "cannot set hairpin mode and promiscuous mode at the same time.",
+        ));
+    }
     if let Some(m) = conf.mtu {
         if !(68..=65535).contains(&m) {
             return Err(CniError::config(format!(
