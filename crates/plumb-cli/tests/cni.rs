@@ -433,3 +433,38 @@ fn cni_del_works_from_prev_result_without_records_or_reservation() {
         );
     });
 }
+
+#[test]
+fn cni_examples_attach_a_container() {
+    with_plumb(|c| {
+        // The single configuration as it is, and each conflist's plugin as a runtime hands it
+        // over (the list's name and version copied in), with the store moved into the sandbox.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cni");
+        let read = |name: &str| -> Value {
+            let text = std::fs::read_to_string(dir.join(name))
+                .unwrap_or_else(|e| panic!("examples/cni/{name}: {e}"));
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("examples/cni/{name}: {e}"))
+        };
+        let mut confs = vec![read("plumb-bridge.conf")];
+        for list in ["10-plumb.conflist", "87-podman-plumb.conflist"] {
+            let l = read(list);
+            let mut p = l["plugins"][0].clone();
+            p["name"] = l["name"].clone();
+            p["cniVersion"] = l["cniVersion"].clone();
+            confs.push(p);
+        }
+        for (i, mut conf) in confs.into_iter().enumerate() {
+            assert_eq!(conf["type"], "plumb-cni");
+            conf["ipam"]["dataDir"] = DATA_DIR.into();
+            let ns = format!("e{i}");
+            let r = c.add(&ns, &ns, &conf);
+            let a = r["ips"][0]["address"]
+                .as_str()
+                .expect("an address")
+                .to_string();
+            assert_eq!(c.v4(Some(&ns), "eth0"), vec![a]);
+            c.invoke("DEL", &ns, &ns, "eth0", &Cni::with_prev(&conf, &r))
+                .ok("DEL");
+        }
+    });
+}

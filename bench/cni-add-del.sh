@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# bench/cni-add-del.sh: CNI ADD and DEL latency, plumb against the reference bridge plugin.
+#
+# Inside a sandbox, for each round and each implementation (the reference `bridge` with
+# `host-local` and `ipMasq`, from Debian's containernetworking-plugins in /usr/lib/cni, then
+# plumb in plugin mode with the same configuration), attaches N containers (N network
+# namespaces made beforehand, not timed) one after another to one network, timing every ADD as
+# a runtime sees it (process start to exit), then detaches them newest first, timing every DEL
+# (so the k-th DEL, like the k-th ADD, runs with k containers attached). Reported: the median
+# over rounds of the 1st container, and of the 5 containers up to the 100th and to the 300th.
+# Target: plumb's median ADD and DEL at least 5 times faster than the reference, under 10 ms,
+# and not growing with the number of containers (300th at most 1.5 times the 100th).
+#
+# Required (Debian packages): containernetworking-plugins, iptables (the reference's ipMasq),
+# iproute2, util-linux (unshare), python3, bash >= 5; cargo unless PLUMB is set.
+# Usage: bench/cni-add-del.sh          N=300 ROUNDS=3
+#        N=100 ROUNDS=1 PLUMB=target/release/plumb bench/cni-add-del.sh
+# Everything runs in a fresh user + network + mount namespace with its own /run and /sys
+# (bench/lib.sh); the script refuses to run in the network namespace it was started from.
+set -euo pipefail
+N=${N:-300}
+ROUNDS=${ROUNDS:-3}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+REF=${REF:-/usr/lib/cni}
+# shellcheck source=bench/lib.sh
+. "$HERE/lib.sh"
+
+if ! bench_inside; then
+    [[ -x "$REF/bridge" && -x "$REF/host-local" ]] ||
+        bench_die "missing the reference plugins in $REF (apt-get install containernetworking-plugins)"
+    command -v iptables >/dev/null || bench_die "missing iptables (apt-get install iptables)"
+    if [ -z "${PLUMB:-}" ]; then
+        (cd "$ROOT" && cargo build --release -q -p plumb-cli) || bench_die "cargo build failed"
+        PLUMB="$ROOT/target/release/plumb"
+    fi
+    PLUMB=$(cd "$(dirname "$PLUMB")" && pwd)/$(basename "$PLUMB")
+    export PLUMB N ROUNDS REF
+    bench_enter "$HERE/cni-add-del.sh"
+fi
+
+# Inside the sandbox from here on.
+bench_guard
+bench_prepare
+ip link set lo up
+dir=$BENCH_WORK
+((N >= 5)) || bench_die "N must be at least 5"
+P2=$((N < 100 ? N : 100))
+
+conf() { # conf TYPE NET BRIDGE SUBNET
+    cat <<JSON
+{"cniVersion": "1.0.0", "name": "$2", "type": "$1", "bridge": "$3", "isGateway": true,
+ "isDefaultGateway": true, "ipMasq": true,
+ "ipam": {"type": "host-local", "subnet": "$4", "dataDir": "/run/cni-ipam"}}
+JSON
+}
+
+# run_one IMPL VERB K CONF OUT: one invocation for container K; appends its ms to the file OUT.
+run_one() {
+    local bin=$1 verb=$2 k=$3 conf=$4 out=$5 t0 t1
+    t0=$EPOCHREALTIME
+    CNI_COMMAND=$verb CNI_CONTAINERID="bench$k" CNI_NETNS="/run/netns/b$k" CNI_IFNAME=eth0 \
+        CNI_PATH="$REF" "$bin" <"$conf" >"$dir/last.json" 2>&1 ||
+        { cat "$dir/last.json" >&2; bench_die "$verb of container $k with $bin failed"; }
+    t1=$EPOCHREALTIME
+    echo "$k $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) * 1000 }')" >>"$out"
+}
+
+# Makes the N namespaces (not timed).
+make_ns() {
+    for ((k = 1; k <= N; k++)); do echo "netns add b$k"; done | ip -batch - >/dev/null
+}
+drop_ns() {
+    for ((k = 1; k <= N; k++)); do echo "netns del b$k"; done | ip -batch - >/dev/null
+    bench_kernel_done
+}
+
+# round IMPL BIN NET BRIDGE SUBNET R
+round() {
+    local impl=$1 bin=$2 c="$dir/$1.json"
+    conf "$( [[ $impl == plumb ]] && echo plumb-cni || echo bridge )" "$3" "$4" "$5" >"$c"
+    make_ns
+    for ((k = 1; k <= N; k++)); do run_one "$bin" ADD "$k" "$c" "$dir/$impl.add"; done
+    for ((k = N; k >= 1; k--)); do run_one "$bin" DEL "$k" "$c" "$dir/$impl.del"; done
+    drop_ns
+    ip link del "$4" 2>/dev/null || true
+}
+
+for ((r = 1; r <= ROUNDS; r++)); do
+    bench_log "round $r/$ROUNDS: reference bridge + host-local, $N containers"
+    round ref "$REF/bridge" refnet cniref0 10.201.0.0/20
+    bench_log "round $r/$ROUNDS: plumb, $N containers"
+    round plumb "$PLUMB" plumbnet cniplumb0 10.202.0.0/20
+done
+
+# median FILE FIRST LAST: the median of the times of containers FIRST..LAST over all rounds.
+median() {
+    local vals
+    mapfile -t vals < <(awk -v a="$2" -v b="$3" '$1 >= a && $1 <= b { print $2 }' "$1")
+    bench_median "${vals[@]}"
+}
+
+printf '\ncni-add-del: N=%d containers, median of %d rounds, %d CPUs, %s\n\n' "$N" "$ROUNDS" "$(nproc)" "$(uname -r)"
+printf '| container | reference ADD (ms) | plumb ADD (ms) | ADD speed-up | reference DEL (ms) | plumb DEL (ms) | DEL speed-up |\n'
+printf '|---|---|---|---|---|---|---|\n'
+fail=0
+declare -A pa pd
+for spec in "1 1 1st" "$((P2 - 4)) $P2 ${P2}th" "$((N - 4)) $N ${N}th"; do
+    read -r a b name <<<"$spec"
+    ra=$(median "$dir/ref.add" "$a" "$b"); pa[$name]=$(median "$dir/plumb.add" "$a" "$b")
+    rd=$(median "$dir/ref.del" "$a" "$b"); pd[$name]=$(median "$dir/plumb.del" "$a" "$b")
+    sa=$(bench_ratio "$ra" "${pa[$name]}"); sd=$(bench_ratio "$rd" "${pd[$name]}")
+    printf '| %s | %s | %s | %sx | %s | %s | %sx |\n' "$name" "$ra" "${pa[$name]}" "$sa" "$rd" "${pd[$name]}" "$sd"
+    awk -v s="$sa" -v t="$sd" -v x="${pa[$name]}" -v y="${pd[$name]}" \
+        'BEGIN { exit !(s >= 5 && t >= 5 && x < 10 && y < 10) }' || fail=1
+done
+grow_a=$(bench_ratio "${pa[${N}th]}" "${pa[${P2}th]}")
+grow_d=$(bench_ratio "${pd[${N}th]}" "${pd[${P2}th]}")
+printf '\nplumb %sth / %sth: ADD %sx, DEL %sx (target <= 1.5)\n' "$N" "$P2" "$grow_a" "$grow_d"
+awk -v a="$grow_a" -v d="$grow_d" 'BEGIN { exit !(a <= 1.5 && d <= 1.5) }' || fail=1
+if ((fail)); then echo FAIL; exit 1; else echo PASS; fi
