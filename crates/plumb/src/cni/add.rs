@@ -60,6 +60,7 @@ fn routes(conf: &NetConf, gateways: &[IpAddr]) -> (Vec<Route>, Vec<(IpNet, Optio
 /// What ADD has made so far, for its undo.
 #[derive(Default)]
 struct Made {
+    ips: Vec<IpAddr>,
     veth: Option<String>,
     entries: Option<Entries>,
 }
@@ -110,11 +111,9 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             format!("container interface {} already exists", env.ifname),
         ));
     }
-    if store
-        .reservations()?
-        .iter()
-        .any(|r| r.container_id == env.container_id && r.ifname == env.ifname)
-    {
+    // host-local refuses a second allocation to one attachment; plumb's record says whether it
+    // holds one (read in O(1), whatever the number of containers).
+    if super::record::read(store.dir(), &env.container_id, &env.ifname).is_some() {
         return Err(CniError::new(
             code::INTERNAL,
             format!(
@@ -163,7 +162,7 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
                 let _ = nat::remove(&mut nf, &conf.name, e);
             }
         }
-        let _ = store.release(&env.container_id, &env.ifname);
+        let _ = store.release_known(&env.container_id, &env.ifname, &made.ips);
         let _ = record::remove(store.dir(), &env.container_id, &env.ifname);
     }
     res
@@ -203,6 +202,7 @@ fn attach(
             .copied()
             .find(|a| set.iter().any(|r| r.contains(*a)));
         let (addr, range) = store.allocate(set, i, want, &env.container_id, &env.ifname)?;
+        made.ips.push(addr.addr());
         ips.push((addr, range));
     }
     if let Some(a) = asked

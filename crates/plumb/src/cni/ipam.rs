@@ -352,6 +352,45 @@ impl Store {
         Ok(out)
     }
 
+    /// Whose `ip` is: `None` if it is not reserved.
+    pub fn holder(&self, ip: IpAddr) -> Result<Option<(String, String)>, CniError> {
+        let path = self.dir.join(ip.to_string());
+        match fs::read_to_string(&path) {
+            Ok(t) => {
+                let mut l = t.lines().map(str::trim);
+                let cid = l.next().unwrap_or_default().to_string();
+                Ok(Some((cid, l.next().unwrap_or_default().to_string())))
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CniError::io(format!("cannot read {}", path.display()), &e)),
+        }
+    }
+
+    /// Releases the attachment's reservations among `known` (its addresses as plumb recorded
+    /// them or `prevResult` names them), reading only those files; without any, every
+    /// reservation is read ([`Store::release`]).
+    pub fn release_known(
+        &self,
+        cid: &str,
+        ifname: &str,
+        known: &[IpAddr],
+    ) -> Result<Vec<IpAddr>, CniError> {
+        if known.is_empty() {
+            return self.release(cid, ifname);
+        }
+        let mut out = Vec::new();
+        for ip in known {
+            if self
+                .holder(*ip)?
+                .is_some_and(|(c, i)| c == cid && i == ifname)
+            {
+                self.release_ip(*ip)?;
+                out.push(*ip);
+            }
+        }
+        Ok(out)
+    }
+
     /// Releases one address (no error if it is not reserved).
     pub fn release_ip(&self, ip: IpAddr) -> Result<(), CniError> {
         let path = self.dir.join(ip.to_string());

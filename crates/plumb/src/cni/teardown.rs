@@ -146,7 +146,15 @@ fn remove_attachment(
             Err(e) => errors.push(CniError::netlink("cannot open nf_tables", &e)),
         }
     }
-    if let Err(e) = store.release(cid, ifname) {
+    let mut known: Vec<IpAddr> = rec
+        .as_ref()
+        .map(|r| r.ips.iter().map(|n| n.addr()).collect())
+        .unwrap_or_default();
+    known.extend(
+        prev.iter()
+            .flat_map(|p| p.ips.iter().map(|c| c.address.addr())),
+    );
+    if let Err(e) = store.release_known(cid, ifname, &known) {
         errors.push(e);
     }
     if errors.is_empty() {
@@ -205,19 +213,12 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         .details(e)
     })?;
     let store = Store::open(&super::data_dir(conf), &conf.name)?;
-    let held: Vec<IpAddr> = store
-        .reservations()?
-        .into_iter()
-        .filter(|r| r.container_id == env.container_id && r.ifname == env.ifname)
-        .map(|r| r.ip)
-        .collect();
     for ip in &prev.ips {
-        if !held.contains(&ip.address.addr()) {
+        let a = ip.address.addr();
+        if store.holder(a)?.as_ref() != Some(&(env.container_id.clone(), env.ifname.clone())) {
             return Err(failed(format!(
-                "the reservation of {} for {}/{} is missing",
-                ip.address.addr(),
-                env.container_id,
-                env.ifname
+                "the reservation of {a} for {}/{} is missing",
+                env.container_id, env.ifname
             )));
         }
     }
