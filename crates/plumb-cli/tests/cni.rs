@@ -143,11 +143,7 @@ fn cni_port_mapping_is_reachable_and_rules_do_not_grow() {
             .next()
             .unwrap()
             .to_string();
-        assert_eq!(
-            sets1["masq4"].as_array().map(Vec::len),
-            Some(1),
-            "{sets1:#}"
-        );
+        assert_eq!(sets1["tcp4"].as_array().map(Vec::len), Some(1), "{sets1:#}");
         for i in 2..=4 {
             c.add(
                 &format!("c{i}"),
@@ -157,11 +153,6 @@ fn cni_port_mapping_is_reachable_and_rules_do_not_grow() {
         }
         let (rules4, sets4) = table(c);
         assert_eq!(rules1, rules4, "the rule count grew with containers");
-        assert_eq!(
-            sets4["masq4"].as_array().map(Vec::len),
-            Some(4),
-            "{sets4:#}"
-        );
         assert_eq!(sets4["tcp4"].as_array().map(Vec::len), Some(4), "{sets4:#}");
         // From the internet to the host's address, port 8080: the first container's port 80.
         let server = common::sockets::serve(c.sb, Some("c1"), "tcp", 80, 1, "5");
@@ -183,15 +174,11 @@ fn cni_port_mapping_is_reachable_and_rules_do_not_grow() {
         c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("DEL c1");
         let (rules_after, sets_after) = table(c);
         assert_eq!(rules_after, rules1);
-        let masq: Vec<String> = sets_after["masq4"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| e.as_str().unwrap_or("?").to_string())
-            .collect();
-        assert_eq!(masq.len(), 3, "{sets_after:#}");
-        assert!(!masq.contains(&a1), "{masq:?}");
         assert_eq!(sets_after["tcp4"].as_array().map(Vec::len), Some(3));
+        assert!(
+            !common::json_mentions(&sets_after["tcp4"], &a1),
+            "{sets_after:#}"
+        );
     });
 }
 
@@ -283,9 +270,15 @@ fn cni_status_reports_an_exhausted_pool() {
 fn cni_gc_frees_what_is_not_valid() {
     with_plumb(|c| {
         for key in ["cni.dev/valid-attachments", "cni.dev/attachments"] {
-            let conf = c.conf(json!({"cniVersion": "1.1.0", "ipMasq": true}));
+            let with_port = |port: u16| {
+                c.conf(
+                    json!({"cniVersion": "1.1.0", "ipMasq": true, "runtimeConfig":
+                    {"portMappings": [{"hostPort": port, "containerPort": 80}]}}),
+                )
+            };
+            let conf = with_port(9001);
             let keep = c.add("keep", &format!("keep{}", key.len()), &conf);
-            let gone = c.add("gone", &format!("gone{}", key.len()), &conf);
+            let gone = c.add("gone", &format!("gone{}", key.len()), &with_port(9002));
             let keep_ip = keep["ips"][0]["address"]
                 .as_str()
                 .unwrap()
@@ -314,14 +307,13 @@ fn cni_gc_frees_what_is_not_valid() {
                 .collect();
             assert!(!links.contains(&gone_end), "{key}: {links:?}");
             let (_, sets) = table(c);
-            let masq: Vec<&str> = sets["masq4"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            assert_eq!(masq, vec![keep_ip.as_str()], "{key}: {sets:#}");
-            assert!(!masq.contains(&gone_ip.as_str()));
+            assert_eq!(
+                sets["tcp4"].as_array().map(Vec::len),
+                Some(1),
+                "{key}: {sets:#}"
+            );
+            assert!(common::json_mentions(&sets["tcp4"], &keep_ip), "{sets:#}");
+            assert!(!common::json_mentions(&sets["tcp4"], &gone_ip), "{sets:#}");
             // Then nothing is valid: everything goes.
             let mut all = conf.clone();
             all[key] = json!([]);
@@ -357,24 +349,35 @@ fn cni_plugin_name_and_about() {
 #[test]
 fn cni_check_covers_nat_state_and_the_reservation() {
     with_plumb(|c| {
-        let conf = c.conf(json!({"ipMasq": true}));
+        let conf = c.conf(json!({"ipMasq": true, "runtimeConfig":
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80}]}}));
         let r = c.add("c1", "c1", &conf);
         let conf = Cni::with_prev(&conf, &r);
         c.invoke("CHECK", "c1", "c1", "eth0", &conf)
             .ok("CHECK after ADD");
-        // Someone removes the container's masquerade element: CHECK says so.
+        // Someone removes the container's port mapping: CHECK says so.
+        let table_name = format!("plumb-cni-{NET}");
         c.sb.run_ok(&[
             "nft",
             "delete",
             "element",
             "inet",
-            &format!("plumb-cni-{NET}"),
-            "masq4",
-            "{ 10.55.0.2 }",
+            &table_name,
+            "tcp4",
+            "{ 8080 }",
         ]);
         let e = c
             .invoke("CHECK", "c1", "c1", "eth0", &conf)
-            .error(999, "CHECK without masquerade");
+            .error(999, "CHECK without the port mapping");
+        assert!(
+            e["msg"].as_str().unwrap_or("").contains("port mapping"),
+            "{e}"
+        );
+        // Someone deletes the table (masquerade with it): CHECK says so.
+        c.sb.run_ok(&["nft", "delete", "table", "inet", &table_name]);
+        let e = c
+            .invoke("CHECK", "c1", "c1", "eth0", &conf)
+            .error(999, "CHECK without the table");
         assert!(
             e["msg"].as_str().unwrap_or("").contains("masquerade"),
             "{e}"
@@ -394,7 +397,8 @@ fn cni_check_covers_nat_state_and_the_reservation() {
 #[test]
 fn cni_del_works_from_prev_result_without_records_or_reservation() {
     with_plumb(|c| {
-        let conf = c.conf(json!({"ipMasq": true}));
+        let conf = c.conf(json!({"ipMasq": true, "runtimeConfig":
+            {"portMappings": [{"hostPort": 8080, "containerPort": 80}]}}));
         let r = c.add("c1", "c1", &conf);
         let host_end = r["interfaces"][1]["name"].as_str().unwrap().to_string();
         // plumb's record and the reservation are gone (a wiped store): DEL tears down from
@@ -413,7 +417,7 @@ fn cni_del_works_from_prev_result_without_records_or_reservation() {
             .collect();
         assert!(!links.contains(&host_end), "{links:?}");
         let (_, sets) = table(c);
-        assert_eq!(sets["masq4"], json!([]), "{sets:#}");
+        assert_eq!(sets["tcp4"], json!([]), "{sets:#}");
         // An interface of the same name that is not this attachment's is left alone.
         c.sb.run_ok(&[
             "ip", "link", "add", &host_end, "type", "veth", "peer", "name", "other0",

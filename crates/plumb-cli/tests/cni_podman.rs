@@ -69,10 +69,12 @@ echo "direct $direct"
 echo "published $(ip netns exec upstream python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=2).read().decode().strip())' http://203.0.113.1:8080/index.html 2>&1 | tail -n 1)"
 echo "reserved_before $(ls $W/ipam/plumbnet | tr '\n' ' ')"
 echo "veths_before $(ip -j link show type veth)"
+PORTS_BEFORE=$(nft -j list map inet plumb-cni-plumbnet tcp4h)
 $P rm -f -t 0 web >/dev/null
 echo "reserved_after $(ls $W/ipam/plumbnet | tr '\n' ' ')"
 echo "veths_after $(ip -j link show type veth)"
-echo "masq_after $(nft -j list set inet plumb-cni-plumbnet masq4)"
+echo "ports_before_rm $PORTS_BEFORE"
+echo "ports_after $(nft -j list map inet plumb-cni-plumbnet tcp4h)"
 "#;
 
 fn lines(stdout: &str) -> HashMap<String, String> {
@@ -180,16 +182,23 @@ fn podman_runs_a_container_on_a_plumb_network() {
         "{}",
         describe(&out)
     );
-    let masq = json(&m, "masq_after");
-    let set = masq["nftables"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|o| o.get("set"))
-        .expect("the masquerade set");
+    let map = |key: &str| -> Value {
+        json(&m, key)["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|o| o.get("map"))
+            .cloned()
+            .unwrap_or_else(|| panic!("{key}: no map tcp4h"))
+    };
+    let before = map("ports_before_rm");
     assert!(
-        set.get("elem").is_none(),
-        "elements left after podman rm: {set}"
+        common::json_mentions(&before["elem"], &ip),
+        "the published port should map to {ip}: {before}"
     );
-    let _ = common::SETTLE;
+    let after = map("ports_after");
+    assert!(
+        after.get("elem").is_none(),
+        "elements left after podman rm: {after}"
+    );
 }

@@ -75,10 +75,7 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         .iter()
         .map(|p| (p.clone(), IpAddr::from([0, 0, 0, 0])))
         .collect();
-    nat::validate(&Entries {
-        masq: vec![],
-        ports: probe,
-    })?;
+    nat::validate(&Entries { ports: probe })?;
     if conf.hairpin_mode && conf.promisc_mode {
         // As the reference bridge: a hairpin port already sees its own frames.
         return Err(CniError::config(
@@ -100,11 +97,9 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
         .details(e)
     })?;
     let store = Store::open(&super::data_dir(conf), &conf.name)?;
-    let ifname = env.ifname.clone();
-    let exists = link::in_netns(&ns, |s| {
-        link::by_name(s, &ifname)
-            .map_err(|e| CniError::netlink("cannot read the container's interfaces", &e))
-    })?;
+    let mut cont = link::socket_in(&ns)?;
+    let exists = link::by_name(&mut cont, &env.ifname)
+        .map_err(|e| CniError::netlink("cannot read the container's interfaces", &e))?;
     if exists.is_some() {
         return Err(CniError::new(
             code::INTERNAL,
@@ -150,8 +145,12 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     }
     // From here on, what fails is undone.
     let mut made = Made::default();
+    let mut socks = Socks {
+        host: &mut host,
+        cont: &mut cont,
+    };
     let res = attach(
-        env, conf, &sets, &asked, &store, &ns, &mut host, &bridge, &mut made,
+        env, conf, &sets, &asked, &store, &ns, &mut socks, &bridge, &mut made,
     );
     if res.is_err() {
         if let Some(v) = &made.veth {
@@ -183,6 +182,12 @@ fn enable_forwarding(gateways: &[IpNet]) -> Result<(), CniError> {
     Ok(())
 }
 
+/// The netlink sockets of the host and of the container.
+struct Socks<'a> {
+    host: &'a mut NlSocket,
+    cont: &'a mut NlSocket,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn attach(
     env: &Env,
@@ -191,7 +196,7 @@ fn attach(
     asked: &[IpAddr],
     store: &Store,
     ns: &std::os::fd::OwnedFd,
-    host: &mut NlSocket,
+    socks: &mut Socks<'_>,
     bridge: &crate::netlink::link::LinkState,
     made: &mut Made,
 ) -> Result<CniResult, CniError> {
@@ -240,6 +245,7 @@ fn attach(
         group: 0,
     };
     let (m, f) = crate::netlink::link::new_veth(&host_end, &cont_end);
+    let host = &mut *socks.host;
     host.request(m, f).map_err(|e| {
         CniError::netlink(
             format!("cannot create veth pair {veth} / {}", env.ifname),
@@ -267,15 +273,9 @@ fn attach(
     link::exec(host, &format!("cannot set up {veth}"), reqs)?;
 
     let addrs: Vec<IpNet> = ips.iter().map(|(a, _)| *a).collect();
-    let ifname = env.ifname.clone();
-    let cont_mac = link::in_netns(ns, |s| {
-        link::configure_container(s, &ifname, &addrs, &install)
-    })?;
+    let cont_mac = link::configure_container(socks.cont, &env.ifname, &addrs, &install)?;
 
     let mut entries = Entries::default();
-    if conf.ip_masq {
-        entries.masq = addrs.iter().map(IpNet::addr).collect();
-    }
     if let Some(v4) = addrs.iter().find(|a| a.addr().is_ipv4()) {
         entries.ports = conf
             .runtime_config
@@ -289,10 +289,11 @@ fn attach(
             "portMappings need an IPv4 address in the container",
         ));
     }
-    if !entries.is_empty() {
+    if conf.ip_masq || !entries.is_empty() {
         let mut nf =
             NfSocket::open().map_err(|e| CniError::netlink("cannot open nf_tables", &e))?;
-        nat::ensure_table(&mut nf, &conf.name, &conf.bridge)?;
+        let subnets: Vec<IpNet> = sets.iter().map(|s| s[0].subnet).collect();
+        nat::ensure_table(&mut nf, &conf.name, &subnets, conf.ip_masq)?;
         made.entries = Some(entries.clone());
         nat::add(&mut nf, &conf.name, &entries)?;
     }

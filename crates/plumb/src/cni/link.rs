@@ -218,6 +218,22 @@ pub fn in_netns<R: Send>(
     })
 }
 
+/// A netlink socket inside the namespace `ns`, opened on a thread that enters it and ends
+/// (the socket stays bound to that namespace and is then used from the calling thread).
+pub fn socket_in(ns: &OwnedFd) -> Result<NlSocket, CniError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            sys::setns_net(ns).map_err(|e| {
+                CniError::new(code::INTERNAL, "cannot enter the container's namespace").details(e)
+            })?;
+            NlSocket::open()
+                .map_err(|e| CniError::netlink("cannot open netlink in the container", &e))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(CniError::new(code::INTERNAL, "a worker thread panicked")))
+    })
+}
+
 /// Opens the container's namespace by path.
 pub fn open_netns(path: &str) -> Result<OwnedFd, std::io::Error> {
     Ok(std::fs::File::open(path)?.into())

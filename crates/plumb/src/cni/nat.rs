@@ -1,16 +1,18 @@
 //! Masquerade and port mappings of a CNI network, in plumb's own nftables table
-//! `inet plumb-cni-NETWORK`: a fixed set of rules made once per network, which look up named
-//! sets and maps; each attachment only adds and removes elements. So the rule count never
-//! grows with the number of containers, and no `nft` process is started.
+//! `inet plumb-cni-NETWORK`: a fixed set of rules made once per network. Masquerade is one rule
+//! per subnet of the network (every address of the subnet is a container's); port mappings are
+//! rules that look up named maps, and each attachment only adds and removes map elements. So
+//! the rule count never grows with the number of containers, an ADD without port mappings
+//! writes nothing to nf_tables (closing a socket after a transaction waits for an RCU grace
+//! period in the kernel), and no `nft` process is started.
 //!
 //! ```text
 //! table inet plumb-cni-NET {
-//!   set masq4 { type ipv4_addr }        set masq6 { type ipv6_addr }
 //!   map tcp4  { type inet_service : ipv4_addr . inet_service }      (and udp4)
 //!   map tcp4h { type ipv4_addr . inet_service : ipv4_addr . inet_service }  (and udp4h)
-//!   chain postrouting { type nat hook postrouting priority 100;
-//!     ip saddr @masq4 oifname != BRIDGE masquerade
-//!     ip6 saddr @masq6 oifname != BRIDGE masquerade }
+//!   chain postrouting { type nat hook postrouting priority 100;       (with ipMasq)
+//!     ip saddr SUBNET ip daddr != SUBNET ip daddr != 224.0.0.0/4 masquerade
+//!     ip6 saddr SUBNET6 ip6 daddr != SUBNET6 ip6 daddr != ff00::/8 masquerade }
 //!   chain prerouting { type nat hook prerouting priority -100;           (and output)
 //!     meta l4proto tcp dnat ip to ip daddr . tcp dport map @tcp4h
 //!     meta l4proto tcp fib daddr type local dnat ip to tcp dport map @tcp4
@@ -19,6 +21,8 @@
 //! ```
 
 use std::net::IpAddr;
+
+use ipnet::IpNet;
 
 use super::error::{code, CniError};
 use super::spec::PortMapping;
@@ -42,12 +46,6 @@ const IPPROTO_UDP: u8 = 17;
 /// The network's table.
 pub fn table_name(network: &str) -> String {
     format!("plumb-cni-{network}")
-}
-
-fn ifname_bytes(name: &str) -> Vec<u8> {
-    let mut v = name.as_bytes().to_vec();
-    v.resize(16, 0);
-    v
 }
 
 fn nfproto(p: u8) -> [Expr; 2] {
@@ -87,83 +85,84 @@ fn payload(base: u32, offset: u32, len: u32, dreg: u32) -> Expr {
     }
 }
 
-/// The table's messages, for a network whose bridge is `bridge`.
-fn create_msgs(table: &str, bridge: &str) -> Vec<Msg> {
+/// `ip saddr NET` / `ip6 daddr NET` (`daddr`: destination), as a masked compare.
+fn addr_match(net: &IpNet, daddr: bool, op: u32) -> Vec<Expr> {
+    let v4 = net.addr().is_ipv4();
+    let (off, len) = match (v4, daddr) {
+        (true, false) => (12, 4),
+        (true, true) => (16, 4),
+        (false, false) => (8, 16),
+        (false, true) => (24, 16),
+    };
+    vec![
+        payload(base::NFT_PAYLOAD_NETWORK_HEADER, off, len, NFT_REG_1),
+        Expr::Bitwise {
+            sreg: NFT_REG_1,
+            dreg: NFT_REG_1,
+            len,
+            mask: ip_bytes(net.netmask()),
+            xor: vec![0; len as usize],
+        },
+        Expr::Cmp {
+            sreg: NFT_REG_1,
+            op,
+            data: ip_bytes(net.network()),
+        },
+    ]
+}
+
+/// The table's messages, for a network whose subnets are `subnets` (masqueraded when `masq`).
+fn create_msgs(table: &str, subnets: &[IpNet], masq: bool) -> Vec<Msg> {
     let mut out = vec![sets::create_table(table)];
     let ports = (datatype::IPV4_ADDR_SERVICE, 8);
     let specs = [
         SetSpec {
-            name: "masq4",
-            id: 1,
-            key: (datatype::IPV4_ADDR, 4),
-            data: None,
-        },
-        SetSpec {
-            name: "masq6",
-            id: 2,
-            key: (datatype::IPV6_ADDR, 16),
-            data: None,
-        },
-        SetSpec {
             name: "tcp4",
-            id: 3,
+            id: 1,
             key: (datatype::INET_SERVICE, 2),
             data: Some(ports),
         },
         SetSpec {
             name: "udp4",
-            id: 4,
+            id: 2,
             key: (datatype::INET_SERVICE, 2),
             data: Some(ports),
         },
         SetSpec {
             name: "tcp4h",
-            id: 5,
+            id: 3,
             key: ports,
             data: Some(ports),
         },
         SetSpec {
             name: "udp4h",
-            id: 6,
+            id: 4,
             key: ports,
             data: Some(ports),
         },
     ];
     out.extend(specs.iter().map(|s| sets::named_set(table, s)));
-    out.push(sets::base_chain(
-        table,
-        "postrouting",
-        "nat",
-        NF_INET_POST_ROUTING,
-        100,
-    ));
-    for (fam, set, id, off, len) in [
-        (family::NFPROTO_IPV4, "masq4", 1, 12, 4),
-        (family::NFPROTO_IPV6, "masq6", 2, 8, 16),
-    ] {
-        let mut e = nfproto(fam).to_vec();
-        e.push(payload(
-            base::NFT_PAYLOAD_NETWORK_HEADER,
-            off,
-            len,
-            NFT_REG_1,
+    if masq {
+        out.push(sets::base_chain(
+            table,
+            "postrouting",
+            "nat",
+            NF_INET_POST_ROUTING,
+            100,
         ));
-        e.push(Expr::Lookup {
-            sreg: NFT_REG_1,
-            set: set.into(),
-            set_id: id,
-        });
-        e.push(Expr::Meta {
-            key: meta::NFT_META_OIFNAME,
-            dreg: NFT_REG_1,
-        });
-        e.push(Expr::Cmp {
-            sreg: NFT_REG_1,
-            op: cmp::NFT_CMP_NEQ,
-            data: ifname_bytes(bridge),
-        });
-        e.push(Expr::Masq);
-        out.push(sets::rule(table, "postrouting", &e));
+        for net in subnets {
+            let (fam, multicast): (u8, IpNet) = if net.addr().is_ipv4() {
+                (family::NFPROTO_IPV4, "224.0.0.0/4".parse().unwrap_or(*net))
+            } else {
+                (family::NFPROTO_IPV6, "ff00::/8".parse().unwrap_or(*net))
+            };
+            let mut e = nfproto(fam).to_vec();
+            e.extend(addr_match(net, false, cmp::NFT_CMP_EQ));
+            e.extend(addr_match(net, true, cmp::NFT_CMP_NEQ));
+            e.extend(addr_match(&multicast, true, cmp::NFT_CMP_NEQ));
+            e.push(Expr::Masq);
+            out.push(sets::rule(table, "postrouting", &e));
+        }
     }
     for chain in ["prerouting", "output"] {
         let hook = if chain == "prerouting" {
@@ -225,21 +224,34 @@ fn create_msgs(table: &str, bridge: &str) -> Vec<Msg> {
     out
 }
 
-/// Makes the network's table if it is not there (one transaction; of racing plugins one makes
-/// it, the others find it).
-pub fn ensure_table(sock: &mut NfSocket, network: &str, bridge: &str) -> Result<(), CniError> {
+/// Makes the network's table if it is not there: a read first (no transaction when it
+/// exists), then one transaction (of racing plugins one makes it, the others find it).
+pub fn ensure_table(
+    sock: &mut NfSocket,
+    network: &str,
+    subnets: &[IpNet],
+    masq: bool,
+) -> Result<(), CniError> {
     let table = table_name(network);
-    sets::create_once(sock, &table, create_msgs(&table, bridge))
+    let err = |e| CniError::nft(format!("cannot create table inet {table}"), &e);
+    if sets::table_exists(sock, &table).map_err(err)? {
+        return Ok(());
+    }
+    sets::create_once(sock, &table, create_msgs(&table, subnets, masq))
         .map(|_| ())
-        .map_err(|e| CniError::nft(format!("cannot create table inet {table}"), &e))
+        .map_err(err)
+}
+
+/// Whether the network's table exists.
+pub fn table_exists(sock: &mut NfSocket, network: &str) -> Result<bool, CniError> {
+    let table = table_name(network);
+    sets::table_exists(sock, &table)
+        .map_err(|e| CniError::nft(format!("cannot read table inet {table}"), &e))
 }
 
 /// What one attachment puts into the table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Entries {
-    /// Addresses masqueraded.
-    #[serde(default)]
-    pub masq: Vec<IpAddr>,
     /// Port mappings and the container address they go to.
     #[serde(default)]
     pub ports: Vec<(PortMapping, IpAddr)>,
@@ -248,7 +260,7 @@ pub struct Entries {
 impl Entries {
     /// True if there is nothing.
     pub fn is_empty(&self) -> bool {
-        self.masq.is_empty() && self.ports.is_empty()
+        self.ports.is_empty()
     }
 }
 
@@ -307,14 +319,6 @@ fn port_element(pm: &PortMapping, to: IpAddr) -> Result<(String, Element), CniEr
     }
 }
 
-fn masq_set(a: IpAddr) -> &'static str {
-    if a.is_ipv4() {
-        "masq4"
-    } else {
-        "masq6"
-    }
-}
-
 /// Checks the port mappings before anything is touched.
 pub fn validate(e: &Entries) -> Result<(), CniError> {
     for (pm, to) in &e.ports {
@@ -329,9 +333,6 @@ pub fn add(sock: &mut NfSocket, network: &str, e: &Entries) -> Result<(), CniErr
     let err = |x: crate::nftables::NftError| {
         CniError::nft(format!("cannot add to table inet {table}"), &x)
     };
-    for a in &e.masq {
-        sets::add_elements(sock, &table, masq_set(*a), &[(ip_bytes(*a), None)]).map_err(err)?;
-    }
     for (pm, to) in &e.ports {
         let (set, el) = port_element(pm, *to)?;
         sets::add_elements(sock, &table, &set, &[el]).map_err(err)?;
@@ -352,14 +353,6 @@ pub fn remove(sock: &mut NfSocket, network: &str, e: &Entries) -> Result<(), Cni
             ));
         }
     };
-    for a in &e.masq {
-        note(sets::delete_elements(
-            sock,
-            &table,
-            masq_set(*a),
-            &[ip_bytes(*a)],
-        ));
-    }
     for (pm, to) in &e.ports {
         if let Ok((set, (key, _))) = port_element(pm, *to) {
             note(sets::delete_elements(sock, &table, &set, &[key]));
@@ -379,11 +372,6 @@ pub fn check(sock: &mut NfSocket, network: &str, e: &Entries) -> Result<(), CniE
     };
     let read =
         |x: crate::nftables::NftError| CniError::nft(format!("cannot read table inet {table}"), &x);
-    for a in &e.masq {
-        if !sets::has_element(sock, &table, masq_set(*a), &ip_bytes(*a)).map_err(read)? {
-            return Err(missing(format!("the masquerade of {a}")));
-        }
-    }
     for (pm, to) in &e.ports {
         let (set, (key, _)) = port_element(pm, *to)?;
         if !sets::has_element(sock, &table, &set, &key).map_err(read)? {

@@ -51,18 +51,11 @@ fn delete_host_ends(
 }
 
 /// The elements an attachment has in the table: from its record, and from `prevResult` with
-/// the configuration (`ipMasq`, `runtimeConfig.portMappings`).
+/// the configuration (`runtimeConfig.portMappings`).
 fn entries_of(conf: &NetConf, rec: Option<&Record>, prev: Option<&CniResult>) -> Entries {
     let mut e = rec.map(|r| r.entries.clone()).unwrap_or_default();
     if let Some(p) = prev {
         let ips: Vec<IpAddr> = p.ips.iter().map(|c| c.address.addr()).collect();
-        if conf.ip_masq {
-            for a in &ips {
-                if !e.masq.contains(a) {
-                    e.masq.push(*a);
-                }
-            }
-        }
         if let Some(v4) = ips.iter().find(|a| a.is_ipv4()) {
             for pm in &conf.runtime_config.port_mappings {
                 let x = (pm.clone(), *v4);
@@ -300,9 +293,15 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         )));
     }
     let entries = entries_of(conf, rec.as_ref(), Some(&prev));
-    if !entries.is_empty() {
+    if conf.ip_masq || !entries.is_empty() {
         let mut nf =
             NfSocket::open().map_err(|e| CniError::netlink("cannot open nf_tables", &e))?;
+        if !nat::table_exists(&mut nf, &conf.name)? {
+            return Err(failed(format!(
+                "table inet {} (masquerade and port mappings) is missing",
+                nat::table_name(&conf.name)
+            )));
+        }
         nat::check(&mut nf, &conf.name, &entries)?;
     }
     Ok(())

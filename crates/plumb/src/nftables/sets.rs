@@ -244,6 +244,24 @@ pub fn has_element(
     }
 }
 
+/// Whether table `inet NAME` exists (`nft list table inet NAME`, without its contents): a
+/// read, not a transaction.
+pub fn table_exists(sock: &mut NfSocket, name: &str) -> Result<bool, NftError> {
+    let mut m = Msg::new(
+        nft_type(msg::NFT_MSG_GETTABLE),
+        NLM_F_REQUEST,
+        family::NFPROTO_INET,
+        0,
+    );
+    m.put_str(attr::TABLE_NAME, name);
+    sock.get(&m)
+        .map(|t| t.is_some())
+        .map_err(|source| NftError::Read {
+            table: name.to_string(),
+            source,
+        })
+}
+
 /// Deletes table `inet NAME` (no error when there is none).
 pub fn delete_table(sock: &mut NfSocket, name: &str) -> Result<(), NftError> {
     super::delete(sock, name)
