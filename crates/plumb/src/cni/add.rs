@@ -261,6 +261,10 @@ fn attach(
                 Some((&env.container_id, &env.ifname)),
             )),
             up: Some(true),
+            // The host end carries no address: without IPv6 address generation it sends no
+            // duplicate-address probes and multicast reports that the bridge would flood to
+            // every other port (a cost that grows with the number of containers).
+            ipv6_addrgen_none: true,
             ..Default::default()
         },
     );

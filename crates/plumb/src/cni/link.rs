@@ -259,6 +259,9 @@ pub fn configure_container(
         Target::Index(l.index),
         &LinkChange {
             up: Some(true),
+            // No IPv6 address wanted: no link-local address either (no probes, no multicast
+            // reports flooded over the bridge).
+            ipv6_addrgen_none: !addrs.iter().any(|a| a.addr().is_ipv6()),
             ..Default::default()
         },
     );
