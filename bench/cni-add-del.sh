@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # bench/cni-add-del.sh: CNI ADD and DEL latency, plumb against the reference bridge plugin.
 #
-# Inside a sandbox, for each round and each implementation (the reference `bridge` with
-# `host-local` and `ipMasq`, from Debian's containernetworking-plugins in /usr/lib/cni, then
-# plumb in plugin mode with the same configuration), attaches N containers (N network
-# namespaces made beforehand, not timed) one after another to one network, timing every ADD as
-# a runtime sees it (process start to exit), then detaches them newest first, timing every DEL
-# (so the k-th DEL, like the k-th ADD, runs with k containers attached). Reported: the median
-# over rounds of the 1st container, and of the 5 containers up to the 100th and to the 300th.
+# Inside a sandbox, for each round, attaches N containers (network namespaces made beforehand,
+# not timed) one after another to a network of the reference `bridge` plugin with `host-local`
+# and `ipMasq` (Debian's containernetworking-plugins, /usr/lib/cni) and N to a network of plumb
+# in plugin mode with the same configuration, alternating the two for each container (so a
+# busy machine slows both alike), timing every ADD as a runtime sees it (process start to
+# exit); then detaches them newest first, alternating again, timing every DEL (so the k-th DEL,
+# like the k-th ADD, runs with k containers attached). Reported: the median over rounds of the
+# 1st container, and of the 10 containers up to the 100th and up to the 300th.
 # Target: plumb's median ADD and DEL at least 5 times faster than the reference, under 10 ms,
 # and not growing with the number of containers (300th at most 1.5 times the 100th).
 #
@@ -44,7 +45,7 @@ bench_guard
 bench_prepare
 ip link set lo up
 dir=$BENCH_WORK
-((N >= 5)) || bench_die "N must be at least 5"
+((N >= 10)) || bench_die "N must be at least 10"
 P2=$((N < 100 ? N : 100))
 
 conf() { # conf TYPE NET BRIDGE SUBNET
@@ -55,42 +56,43 @@ conf() { # conf TYPE NET BRIDGE SUBNET
 JSON
 }
 
-# run_one IMPL VERB K CONF OUT: one invocation for container K; appends its ms to the file OUT.
+# run_one BIN VERB K PREFIX CONF OUT: one invocation for container K (namespace PREFIXK);
+# appends "K ms" to the file OUT.
 run_one() {
-    local bin=$1 verb=$2 k=$3 conf=$4 out=$5 t0 t1
+    local bin=$1 verb=$2 k=$3 ns=$4$3 conf=$5 out=$6 t0 t1
     t0=$EPOCHREALTIME
-    CNI_COMMAND=$verb CNI_CONTAINERID="bench$k" CNI_NETNS="/run/netns/b$k" CNI_IFNAME=eth0 \
+    CNI_COMMAND=$verb CNI_CONTAINERID="bench$k" CNI_NETNS="/run/netns/$ns" CNI_IFNAME=eth0 \
         CNI_PATH="$REF" "$bin" <"$conf" >"$dir/last.json" 2>&1 ||
         { cat "$dir/last.json" >&2; bench_die "$verb of container $k with $bin failed"; }
     t1=$EPOCHREALTIME
     echo "$k $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", (b - a) * 1000 }')" >>"$out"
 }
 
-# Makes the N namespaces (not timed).
+# Makes the namespaces r1..rN and p1..pN (not timed).
 make_ns() {
-    for ((k = 1; k <= N; k++)); do echo "netns add b$k"; done | ip -batch - >/dev/null
+    for ((k = 1; k <= N; k++)); do echo "netns add r$k"; echo "netns add p$k"; done | ip -batch - >/dev/null
 }
 drop_ns() {
-    for ((k = 1; k <= N; k++)); do echo "netns del b$k"; done | ip -batch - >/dev/null
+    for ((k = 1; k <= N; k++)); do echo "netns del r$k"; echo "netns del p$k"; done | ip -batch - >/dev/null
     bench_kernel_done
 }
 
-# round IMPL BIN NET BRIDGE SUBNET R
-round() {
-    local impl=$1 bin=$2 c="$dir/$1.json"
-    conf "$( [[ $impl == plumb ]] && echo plumb-cni || echo bridge )" "$3" "$4" "$5" >"$c"
-    make_ns
-    for ((k = 1; k <= N; k++)); do run_one "$bin" ADD "$k" "$c" "$dir/$impl.add"; done
-    for ((k = N; k >= 1; k--)); do run_one "$bin" DEL "$k" "$c" "$dir/$impl.del"; done
-    drop_ns
-    ip link del "$4" 2>/dev/null || true
-}
-
+conf bridge refnet cniref0 10.201.0.0/20 >"$dir/ref.json"
+conf plumb-cni plumbnet cniplumb0 10.202.0.0/20 >"$dir/plumb.json"
 for ((r = 1; r <= ROUNDS; r++)); do
-    bench_log "round $r/$ROUNDS: reference bridge + host-local, $N containers"
-    round ref "$REF/bridge" refnet cniref0 10.201.0.0/20
-    bench_log "round $r/$ROUNDS: plumb, $N containers"
-    round plumb "$PLUMB" plumbnet cniplumb0 10.202.0.0/20
+    bench_log "round $r/$ROUNDS: $N containers each, reference bridge + host-local and plumb, alternating"
+    make_ns
+    for ((k = 1; k <= N; k++)); do
+        run_one "$REF/bridge" ADD "$k" r "$dir/ref.json" "$dir/ref.add"
+        run_one "$PLUMB" ADD "$k" p "$dir/plumb.json" "$dir/plumb.add"
+    done
+    for ((k = N; k >= 1; k--)); do
+        run_one "$REF/bridge" DEL "$k" r "$dir/ref.json" "$dir/ref.del"
+        run_one "$PLUMB" DEL "$k" p "$dir/plumb.json" "$dir/plumb.del"
+    done
+    drop_ns
+    ip link del cniref0 2>/dev/null || true
+    ip link del cniplumb0 2>/dev/null || true
 done
 
 # median FILE FIRST LAST: the median of the times of containers FIRST..LAST over all rounds.
@@ -105,7 +107,7 @@ printf '| container | reference ADD (ms) | plumb ADD (ms) | ADD speed-up | refer
 printf '|---|---|---|---|---|---|---|\n'
 fail=0
 declare -A pa pd
-for spec in "1 1 1st" "$((P2 - 4)) $P2 ${P2}th" "$((N - 4)) $N ${N}th"; do
+for spec in "1 1 1st" "$((P2 - 9)) $P2 ${P2}th" "$((N - 9)) $N ${N}th"; do
     read -r a b name <<<"$spec"
     ra=$(median "$dir/ref.add" "$a" "$b"); pa[$name]=$(median "$dir/plumb.add" "$a" "$b")
     rd=$(median "$dir/ref.del" "$a" "$b"); pd[$name]=$(median "$dir/plumb.del" "$a" "$b")

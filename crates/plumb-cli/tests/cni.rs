@@ -230,6 +230,19 @@ fn cni_everything_created_is_tagged() {
         }
         let routes = c.ip(Some("c1"), &["route", "show", "default"]);
         assert_eq!(routes[0]["protocol"], "250", "{routes}");
+        // No IPv6 where no IPv6 address is wanted: the host end and, on an IPv4-only
+        // network, the container's interface have no link-local address.
+        let host_end = r["interfaces"][1]["name"].as_str().unwrap().to_string();
+        for (ns, dev) in [(None, host_end.as_str()), (Some("c1"), "eth0")] {
+            let a = c.ip(ns, &["-6", "addr", "show", "dev", dev]);
+            let n = a
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+                .count();
+            assert_eq!(n, 0, "{dev}: {a}");
+        }
         // The bridge keeps its MAC across containers (fixed, not taken from a port).
         let mac0 = r["interfaces"][0]["mac"].clone();
         let r2 = c.add("c2", "c2", &c.conf(json!({})));
