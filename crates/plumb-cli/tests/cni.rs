@@ -485,3 +485,37 @@ fn cni_examples_attach_a_container() {
         }
     });
 }
+
+#[test]
+fn cni_port_conflict_is_refused_and_leaves_the_owner_alone() {
+    with_plumb(|c| {
+        let pm = json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+            {"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]}});
+        let a = c.add("a", "a", &c.conf(pm.clone()));
+        let a_ip = a["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        let (_, before) = table(c);
+        // b asks for a free udp port and a tcp port a holds: refused, nothing of b stays.
+        let pb = json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 5454, "containerPort": 53, "protocol": "udp"},
+            {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}});
+        c.sb.run_ok(&["ip", "netns", "add", "b"]);
+        let e = c
+            .invoke("ADD", "b", "b", "eth0", &c.conf(pb))
+            .error(999, "conflicting ADD");
+        assert!(
+            e["msg"].as_str().unwrap_or("").contains("already mapped"),
+            "{e}"
+        );
+        let (_, after) = table(c);
+        assert_eq!(before, after, "a failed ADD changed the maps");
+        assert!(common::json_mentions(&after["tcp4"], &a_ip), "{after:#}");
+        assert_eq!(c.reserved(), vec![a_ip]);
+    });
+}

@@ -298,8 +298,8 @@ fn attach(
             NfSocket::open().map_err(|e| CniError::netlink("cannot open nf_tables", &e))?;
         let subnets: Vec<IpNet> = sets.iter().map(|s| s[0].subnet).collect();
         nat::ensure_table(&mut nf, &conf.name, &subnets, conf.ip_masq)?;
-        made.entries = Some(entries.clone());
         nat::add(&mut nf, &conf.name, &entries)?;
+        made.entries = Some(entries.clone());
     }
     record::write(
         store.dir(),

@@ -333,11 +333,34 @@ pub fn add(sock: &mut NfSocket, network: &str, e: &Entries) -> Result<(), CniErr
     let err = |x: crate::nftables::NftError| {
         CniError::nft(format!("cannot add to table inet {table}"), &x)
     };
+    let mut groups: Vec<(String, Vec<Element>)> = Vec::new();
     for (pm, to) in &e.ports {
         let (set, el) = port_element(pm, *to)?;
-        sets::add_elements(sock, &table, &set, &[el]).map_err(err)?;
+        match groups.iter_mut().find(|(s, _)| *s == set) {
+            Some((_, els)) => els.push(el),
+            None => groups.push((set, vec![el])),
+        }
     }
-    Ok(())
+    // One transaction: all of the attachment's mappings, or none (so a failure never leaves
+    // half of them, and never touches another container's).
+    sets::add_to_sets(sock, &table, &groups).map_err(|x| {
+        if x.errno() == Some(libc::EEXIST) {
+            let ports: Vec<String> = e
+                .ports
+                .iter()
+                .map(|(p, _)| format!("{}/{}", p.host_port, p.protocol))
+                .collect();
+            CniError::new(
+                code::INTERNAL,
+                format!(
+                    "host port {} is already mapped to another container",
+                    ports.join(", ")
+                ),
+            )
+        } else {
+            err(x)
+        }
+    })
 }
 
 /// Removes an attachment's elements (those already gone count as removed); every element is

@@ -194,6 +194,26 @@ pub fn add_elements(
         .map_err(refused(table, format!("elements of set {set}")))
 }
 
+/// Elements of several sets and maps added in one transaction: all of them, or none (an
+/// element whose key is already there with other data is refused with `EEXIST`).
+pub fn add_to_sets(
+    sock: &mut NfSocket,
+    table: &str,
+    groups: &[(String, Vec<Element>)],
+) -> Result<(), NftError> {
+    let msgs: Vec<Msg> = groups
+        .iter()
+        .filter(|(_, e)| !e.is_empty())
+        .map(|(set, elems)| elements_msg(msg::NFT_MSG_NEWSETELEM, NLM_F_CREATE, table, set, elems))
+        .collect();
+    if msgs.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = groups.iter().map(|(s, _)| s.as_str()).collect();
+    sock.transact(msgs)
+        .map_err(refused(table, format!("elements of {}", names.join(", "))))
+}
+
 /// `nft delete element inet TABLE SET { KEY }`, one transaction per element so that one
 /// already gone (`ENOENT`, which counts as done) does not keep the others. Every element is
 /// tried; the first failure is returned.
