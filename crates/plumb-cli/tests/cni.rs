@@ -516,6 +516,25 @@ fn cni_port_conflict_is_refused_and_leaves_the_owner_alone() {
         let (_, after) = table(c);
         assert_eq!(before, after, "a failed ADD changed the maps");
         assert!(common::json_mentions(&after["tcp4"], &a_ip), "{after:#}");
-        assert_eq!(c.reserved(), vec![a_ip]);
+        assert_eq!(c.reserved(), vec![a_ip.clone()]);
+        // a leaves, b takes the port; a repeated DEL of a leaves b's mapping alone.
+        let conf_a = Cni::with_prev(&c.conf(pm.clone()), &a);
+        c.invoke("DEL", "a", "a", "eth0", &conf_a).ok("DEL a");
+        let b = c
+            .invoke("ADD", "b", "b", "eth0", &c.conf(pm))
+            .ok("ADD b on the freed ports");
+        let b_ip = b["ips"][0]["address"]
+            .as_str()
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string();
+        c.invoke("DEL", "a", "a", "eth0", &conf_a).ok("DEL a again");
+        let (_, now) = table(c);
+        assert!(common::json_mentions(&now["tcp4"], &b_ip), "{now:#}");
+        assert!(common::json_mentions(&now["udp4"], &b_ip), "{now:#}");
+        let conf_b = Cni::with_prev(&c.conf(json!({})), &b);
+        c.invoke("CHECK", "b", "b", "eth0", &conf_b).ok("CHECK b");
     });
 }

@@ -377,8 +377,17 @@ pub fn remove(sock: &mut NfSocket, network: &str, e: &Entries) -> Result<(), Cni
         }
     };
     for (pm, to) in &e.ports {
-        if let Ok((set, (key, _))) = port_element(pm, *to) {
-            note(sets::delete_elements(sock, &table, &set, &[key]));
+        let Ok((set, (key, data))) = port_element(pm, *to) else {
+            continue;
+        };
+        // Only an element that still maps to this container: the host port may have gone to
+        // another container since.
+        match sets::element(sock, &table, &set, &key) {
+            Ok(Some(found)) if found == data => {
+                note(sets::delete_elements(sock, &table, &set, &[key]));
+            }
+            Ok(_) => {}
+            Err(x) => note(Err(x)),
         }
     }
     first.map_or(Ok(()), Err)
@@ -396,8 +405,8 @@ pub fn check(sock: &mut NfSocket, network: &str, e: &Entries) -> Result<(), CniE
     let read =
         |x: crate::nftables::NftError| CniError::nft(format!("cannot read table inet {table}"), &x);
     for (pm, to) in &e.ports {
-        let (set, (key, _)) = port_element(pm, *to)?;
-        if !sets::has_element(sock, &table, &set, &key).map_err(read)? {
+        let (set, (key, data)) = port_element(pm, *to)?;
+        if sets::element(sock, &table, &set, &key).map_err(read)? != Some(data) {
             return Err(missing(format!(
                 "port mapping {}/{}",
                 pm.host_port, pm.protocol

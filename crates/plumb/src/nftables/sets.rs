@@ -239,14 +239,14 @@ pub fn delete_elements(
     first.map_or(Ok(()), Err)
 }
 
-/// Whether set `SET` of table `inet TABLE` holds `key` (`nft get element`). A missing table or
-/// set counts as "no".
-pub fn has_element(
+/// The element of `SET` in table `inet TABLE` whose key is `key` (`nft get element`):
+/// `None` when there is none (or no such table or set), else its data (`None` in a set).
+pub fn element(
     sock: &mut NfSocket,
     table: &str,
     set: &str,
     key: &[u8],
-) -> Result<bool, NftError> {
+) -> Result<Option<Option<Vec<u8>>>, NftError> {
     let m = elements_msg(
         msg::NFT_MSG_GETSETELEM,
         0,
@@ -254,14 +254,36 @@ pub fn has_element(
         set,
         &[(key.to_vec(), None)],
     );
-    match sock.get(&m) {
-        Ok(found) => Ok(found.is_some()),
-        Err(e) if e.errno() == Some(libc::ENOENT) => Ok(false),
-        Err(source) => Err(NftError::Read {
-            table: table.to_string(),
-            source,
-        }),
-    }
+    let answer = match sock.get(&m) {
+        Ok(a) => a,
+        Err(e) if e.errno() == Some(libc::ENOENT) => None,
+        Err(source) => {
+            return Err(NftError::Read {
+                table: table.to_string(),
+                source,
+            })
+        }
+    };
+    let Some(bytes) = answer else {
+        return Ok(None);
+    };
+    let data = super::wire::received(&bytes)
+        .and_then(|r| super::wire::attr(r.attrs, attr::ELEM_LIST_ELEMENTS))
+        .and_then(|l| super::wire::attr(l, NFTA_LIST_ELEM))
+        .and_then(|e| super::wire::attr(e, attr::ELEM_DATA))
+        .and_then(|d| super::wire::attr(d, NFTA_DATA_VALUE))
+        .map(<[u8]>::to_vec);
+    Ok(Some(data))
+}
+
+/// Whether set `SET` of table `inet TABLE` holds `key`. A missing table or set counts as "no".
+pub fn has_element(
+    sock: &mut NfSocket,
+    table: &str,
+    set: &str,
+    key: &[u8],
+) -> Result<bool, NftError> {
+    element(sock, table, set, key).map(|e| e.is_some())
 }
 
 /// Whether table `inet NAME` exists (`nft list table inet NAME`, without its contents): a
