@@ -59,6 +59,11 @@ fn cni_environment_is_validated() {
 }
 
 #[test]
+fn cni_port_mapping_is_reachable() {
+    with_plumb(suite::port_mapping_is_reachable);
+}
+
+#[test]
 fn cni_ipam_ranges_and_requested_addresses() {
     with_plumb(suite::ipam_ranges_and_requested_addresses);
 }

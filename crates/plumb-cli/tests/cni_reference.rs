@@ -62,6 +62,11 @@ fn reference_environment_is_validated() {
 }
 
 #[test]
+fn reference_port_mapping_is_reachable() {
+    with_reference(suite::port_mapping_is_reachable);
+}
+
+#[test]
 fn reference_ipam_ranges_and_requested_addresses() {
     with_reference(suite::ipam_ranges_and_requested_addresses);
 }

@@ -126,15 +126,19 @@ impl Cni<'_> {
 
     /// Runs the plugin with `env` (`CNI_PATH` is always set) and `conf` on stdin.
     pub fn invoke_env(&self, env: &[(&str, &str)], conf: &Value) -> Reply {
+        self.invoke_bin(&self.binary(), env, conf)
+    }
+
+    /// Runs `bin` (a plugin) with `env` and `conf` on stdin.
+    pub fn invoke_bin(&self, bin: &str, env: &[(&str, &str)], conf: &Value) -> Reply {
         let file = self.sb.write_file(
             &format!("conf-{}.json", unique()),
             &serde_json::to_string(conf).expect("config serialises"),
         );
-        let bin = self.binary();
         let file = file.to_string_lossy().into_owned();
         let mut cmd = self
             .sb
-            .command(&["sh", "-c", "exec \"$0\" < \"$1\"", &bin, &file]);
+            .command(&["sh", "-c", "exec \"$0\" < \"$1\"", bin, &file]);
         cmd.env("CNI_PATH", "/usr/lib/cni");
         for (k, v) in env {
             cmd.env(k, v);
@@ -525,4 +529,80 @@ pub fn ipam_ranges_and_requested_addresses(c: &Cni<'_>) {
     let routes = c.ip(Some("b"), &["route", "show", "192.0.2.0/24"]);
     assert_eq!(routes[0]["gateway"], GATEWAY, "{routes}");
     assert_eq!(routes[0]["dev"], "eth0");
+}
+
+/// A port mapping (`runtimeConfig.portMappings`) is reachable from the internet on the host's
+/// address, and no longer once the container is detached. The reference needs its `portmap`
+/// plugin chained after `bridge`, as a runtime's configuration list would.
+pub fn port_mapping_is_reachable(c: &Cni<'_>) {
+    c.upstream();
+    let mappings =
+        json!({"portMappings": [{"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]});
+    let conf = c.conf(json!({"ipMasq": true, "runtimeConfig": mappings}));
+    let r = c.add("c1", "c1", &conf);
+    let portmap = |verb: &str, prev: &Value| {
+        let pm = json!({"cniVersion": "1.0.0", "name": NET, "type": "portmap",
+            "capabilities": {"portMappings": true}, "runtimeConfig": mappings, "prevResult": prev});
+        c.invoke_bin(
+            "/usr/lib/cni/portmap",
+            &[
+                ("CNI_COMMAND", verb),
+                ("CNI_CONTAINERID", "c1"),
+                ("CNI_NETNS", "/run/netns/c1"),
+                ("CNI_IFNAME", "eth0"),
+            ],
+            &pm,
+        )
+        .ok(&format!("portmap {verb}"))
+    };
+    if c.imp == Impl::Reference {
+        portmap("ADD", &r);
+    }
+    let server = serve(c.sb, Some("c1"), "tcp", 80, 1, "5");
+    let reply = send(c.sb, Some("upstream"), "tcp", HOST_UP, 8080, "knock", "4");
+    let lines = server.finish();
+    assert!(
+        reply
+            .as_deref()
+            .is_ok_and(|r| r.starts_with("reply echo:knock")),
+        "{reply:?} {lines:?}"
+    );
+    assert_eq!(
+        Server::peers(&lines),
+        vec![UPSTREAM.to_string()],
+        "{lines:?}"
+    );
+    if c.imp == Impl::Reference {
+        portmap("DEL", &r);
+    }
+    c.invoke("DEL", "c1", "c1", "eth0", &Cni::with_prev(&conf, &r))
+        .ok("DEL");
+    // Another container without mappings takes the same address: the port must not reach it.
+    let ip = r["ips"][0]["address"]
+        .as_str()
+        .expect("address")
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    c.sb.run_ok(&["ip", "netns", "add", "c2"]);
+    let args = format!("IgnoreUnknown=1;IP={ip}");
+    c.invoke_env(
+        &[
+            ("CNI_COMMAND", "ADD"),
+            ("CNI_CONTAINERID", "c2"),
+            ("CNI_NETNS", "/run/netns/c2"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_ARGS", &args),
+        ],
+        &c.conf(json!({"ipMasq": true})),
+    )
+    .ok("ADD c2 on the freed address");
+    let server = serve(c.sb, Some("c2"), "tcp", 80, 1, "2");
+    let after = send(c.sb, Some("upstream"), "tcp", HOST_UP, 8080, "knock", "1");
+    let lines = server.finish();
+    assert!(
+        after.is_err(),
+        "the port is still mapped after DEL: {after:?} {lines:?}"
+    );
 }
