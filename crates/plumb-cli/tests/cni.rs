@@ -543,3 +543,55 @@ fn cni_port_conflict_is_refused_and_leaves_the_owner_alone() {
         c.invoke("CHECK", "b", "b", "eth0", &conf_b).ok("CHECK b");
     });
 }
+
+#[test]
+fn cni_dual_stack_range_sets_give_one_address_each() {
+    with_plumb(|c| {
+        let conf = c.conf(json!({"ipMasq": true, "ipam": {"subnet": null, "ranges": [
+            [{"subnet": "10.55.0.0/24"}], [{"subnet": "fd00:55::/64"}]]}}));
+        let r = c.add("c1", "c1", &conf);
+        let ips: Vec<&str> = r["ips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["address"].as_str())
+            .collect();
+        assert_eq!(ips, vec!["10.55.0.2/24", "fd00:55::2/64"], "{r:#}");
+        assert_eq!(r["ips"][1]["gateway"], "fd00:55::1");
+        let v6 = c.ip(
+            Some("c1"),
+            &["-6", "addr", "show", "dev", "eth0", "scope", "global"],
+        );
+        assert!(common::json_mentions(&v6, "fd00:55::2"), "{v6}");
+        let r6 = c.ip(Some("c1"), &["-6", "route", "show", "default"]);
+        assert_eq!(r6[0]["gateway"], "fd00:55::1", "{r6}");
+        let br6 = c.ip(
+            None,
+            &["-6", "addr", "show", "dev", BRIDGE, "scope", "global"],
+        );
+        assert!(common::json_mentions(&br6, "fd00:55::1"), "{br6}");
+        // Both subnets are masqueraded: one rule each in the table.
+        let out = c.sb.run_ok(&[
+            "nft",
+            "-j",
+            "list",
+            "chain",
+            "inet",
+            &format!("plumb-cni-{NET}"),
+            "postrouting",
+        ]);
+        let v: Value = serde_json::from_str(&out).expect("nft -j");
+        let rules: Vec<&Value> = v["nftables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("rule"))
+            .collect();
+        assert_eq!(rules.len(), 2, "{v:#}");
+        assert!(common::json_mentions(&v, "fd00:55::"), "{v:#}");
+        assert!(common::json_mentions(&v, "10.55.0.0"), "{v:#}");
+        c.invoke("DEL", "c1", "c1", "eth0", &Cni::with_prev(&conf, &r))
+            .ok("DEL");
+        assert!(c.reserved().is_empty(), "{:?}", c.reserved());
+    });
+}
