@@ -73,4 +73,7 @@ pub enum Error {
     /// A probe.
     #[error(transparent)]
     Probe(#[from] probe::ProbeError),
+    /// The CNI plugin.
+    #[error(transparent)]
+    Cni(#[from] cni::CniError),
 }
