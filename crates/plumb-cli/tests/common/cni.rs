@@ -445,6 +445,13 @@ pub fn environment_is_validated(c: &Cni<'_>) {
     let mut v9 = conf.clone();
     v9["cniVersion"] = "9.9.9".into();
     run(with("CNI_IFNAME", "eth0"), &v9).error(1, "unsupported version");
+    let mut unnamed = conf.clone();
+    if let Some(o) = unnamed.as_object_mut() {
+        o.remove("name");
+    }
+    run(with("CNI_IFNAME", "eth0"), &unnamed).error(7, "a configuration without a name");
+    let not_conf = json!("not a configuration");
+    run(with("CNI_IFNAME", "eth0"), &not_conf).error(6, "not an object");
     assert!(
         c.reserved().is_empty(),
         "a refused ADD reserved {:?}",
