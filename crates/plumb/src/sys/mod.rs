@@ -6,6 +6,8 @@
 //! threads); callers that change a thread's network namespace do so on a thread they own and end.
 #![allow(unsafe_code)]
 
+pub mod packet;
+
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

@@ -1,0 +1,1 @@
+//! `plumb trace`: one probe's journey.
