@@ -42,6 +42,10 @@ enum Command {
     Check(cmd::check::Args),
     /// Send one ICMP echo from a node of a lab to another node, from inside the first.
     Ping(cmd::ping::Args),
+    /// Capture packets on interfaces of any namespaces at once, as lines or into one pcapng file.
+    Capture(cmd::capture::Args),
+    /// Send one probe between two nodes of a lab and show its journey hop by hop.
+    Trace(cmd::trace::Args),
     /// Print a shell completion script for bash, zsh or fish.
     Completions(cmd::completions::Args),
     /// Print plumb's manual page (roff), or write one page per command into a directory.
@@ -84,6 +88,8 @@ fn main() -> ExitCode {
         Command::Sandbox(a) => cmd::sandbox::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Ping(a) => cmd::ping::run(a),
+        Command::Capture(a) => cmd::capture::run(a),
+        Command::Trace(a) => cmd::trace::run(a),
         Command::Completions(a) => cmd::completions::run(a),
         Command::Man(a) => cmd::man::run(a),
     };

@@ -1,5 +1,6 @@
 //! One file per subcommand.
 
+pub mod capture;
 pub mod check;
 pub mod completions;
 pub mod down;
@@ -10,6 +11,7 @@ pub mod man;
 pub mod ping;
 pub mod sandbox;
 pub mod show;
+pub mod trace;
 pub mod up;
 
 use std::io::IsTerminal;
