@@ -5,7 +5,7 @@
 use std::fs::File;
 use std::io::{BufWriter, LineWriter, Write};
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -229,28 +229,32 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut out = LineWriter::new(std::io::stdout().lock());
     let mut n = 0u64;
     let limit = a.count;
-    cap.run(&stop, until, |p| {
-        if let Some(w) = file.as_mut() {
-            let flag = match p.direction {
-                Direction::In => Flag::Inbound,
-                Direction::Out => Flag::Outbound,
-            };
-            w.packet(p.point as u32, p.ts_ns, p.data, p.orig_len, flag, None)?;
-        }
-        if print {
-            writeln!(
-                out,
-                "{}",
-                packet_line(&labels[p.point], p.direction, p.data)
-            )?;
-        }
-        n += 1;
-        Ok(if limit.is_some_and(|c| n >= c) {
-            Flow::Stop
-        } else {
-            Flow::Continue
-        })
-    })?;
+    cap.run(
+        || stop.load(Ordering::Relaxed),
+        until,
+        |p| {
+            if let Some(w) = file.as_mut() {
+                let flag = match p.direction {
+                    Direction::In => Flag::Inbound,
+                    Direction::Out => Flag::Outbound,
+                };
+                w.packet(p.point as u32, p.ts_ns, p.data, p.orig_len, flag, None)?;
+            }
+            if print {
+                writeln!(
+                    out,
+                    "{}",
+                    packet_line(&labels[p.point], p.direction, p.data)
+                )?;
+            }
+            n += 1;
+            Ok(if limit.is_some_and(|c| n >= c) {
+                Flow::Stop
+            } else {
+                Flow::Continue
+            })
+        },
+    )?;
     out.flush()?;
     cap.read_stats()?;
     if let Some(mut w) = file {

@@ -19,6 +19,8 @@ pub enum L4 {
         dport: u16,
         /// Sequence number.
         seq: u32,
+        /// Acknowledgement number.
+        ack: u32,
         /// Flags as tcpdump writes them (`S.`).
         flags: String,
     },
@@ -124,6 +126,7 @@ pub fn ip_summary(frame: &[u8]) -> Option<IpSummary> {
                 sport: t.source_port(),
                 dport: t.destination_port(),
                 seq: t.sequence_number(),
+                ack: t.acknowledgment_number(),
                 flags: tcp_flags(t),
             },
             t.payload(),

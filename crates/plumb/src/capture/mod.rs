@@ -20,7 +20,6 @@ mod ring;
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::netns::{NetnsError, NsRef, Registry};
@@ -303,12 +302,12 @@ pub fn open(specs: &[PointSpec], opts: &Options) -> Result<Capture, CaptureError
 }
 
 impl Capture {
-    /// Hands every packet that arrives to `each` until it says stop, `stop` is set (Ctrl-C),
+    /// Hands every packet that arrives to `each` until it says stop, `stop` says so (Ctrl-C),
     /// or `until` passes. On a stop by flag or deadline, the packets still in partly filled
     /// blocks are collected first (the kernel hands them over within 20 ms).
     pub fn run(
         &mut self,
-        stop: &AtomicBool,
+        stop: impl Fn() -> bool,
         until: Option<Instant>,
         mut each: impl FnMut(&Packet<'_>) -> io::Result<Flow>,
     ) -> Result<(), CaptureError> {
@@ -317,7 +316,7 @@ impl Capture {
                 return Ok(());
             }
             let now = Instant::now();
-            if stop.load(Ordering::Relaxed) || until.is_some_and(|u| now >= u) {
+            if stop() || until.is_some_and(|u| now >= u) {
                 std::thread::sleep(Duration::from_millis(u64::from(RETIRE_MS) + 10));
                 self.drain(&mut each)?;
                 return Ok(());
