@@ -286,3 +286,53 @@ fn trace_probe_dropped_by_a_foreign_rule_names_the_rule_and_where_it_was_lost() 
         trace_tables(&sb)
     );
 }
+
+/// Waits until a trace table exists in `upstream` (the trace is under way), then ends the
+/// trace with `signal` and checks that no trace table is left anywhere.
+fn interrupted_trace_leaves_no_table(signal: &str) {
+    let sb = sandbox();
+    egress(&sb, EGRESS_FIREWALL);
+    let mut child = sb
+        .plumb_command(&["trace", "egress", "client", "upstream"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn plumb trace");
+    sb.wait_until(
+        std::time::Duration::from_secs(20),
+        "the trace table is in upstream",
+        |s| {
+            s.run_ok(&["ip", "netns", "exec", "upstream", "nft", "list", "tables"])
+                .contains("plumb-trace")
+        },
+    );
+    let st = Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(st.success());
+    let status = child.wait().expect("wait");
+    if signal == "-INT" {
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "an interrupted trace reports a probe without answer"
+        );
+    }
+    sb.wait_until(
+        std::time::Duration::from_secs(5),
+        "the kernel has removed the trace tables",
+        |s| trace_tables(s).is_empty(),
+    );
+}
+
+#[test]
+fn trace_interrupted_by_ctrl_c_removes_its_trace_tables() {
+    interrupted_trace_leaves_no_table("-INT");
+}
+
+#[test]
+fn trace_killed_leaves_no_trace_table_behind() {
+    // NFT_TABLE_F_OWNER: the kernel removes the table with the socket that made it.
+    interrupted_trace_leaves_no_table("-KILL");
+}
