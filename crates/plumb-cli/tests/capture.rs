@@ -370,3 +370,70 @@ fn capture_tiny_ring_counts_and_reports_drops() {
     let in_file = tcpdump_read(&file).len() as u64;
     assert_eq!(in_file, captured, "packets in the file");
 }
+
+#[test]
+fn capture_lab_and_lab_node_iface_points_cover_every_interface_of_the_lab_once() {
+    let sb = sandbox();
+    seed(&sb);
+    let cap = start(
+        &sb,
+        &["capture", "seed:ns1:eth1000", "seed", "-c", "4", "icmp"],
+    );
+    sb.run_ok(&[
+        "ip",
+        "netns",
+        "exec",
+        "ns1",
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "5",
+        "10.66.77.25",
+    ]);
+    let (stdout, err) = finish(cap, "plumb capture seed");
+    let points = err
+        .lines()
+        .find_map(|l| l.strip_prefix("plumb: capturing on "))
+        .and_then(|l| l.split(" (filter").next())
+        .unwrap_or_else(|| panic!("no start line: {err}"));
+    let mut points: Vec<&str> = points.split(", ").collect();
+    points.sort();
+    assert_eq!(
+        points,
+        ["host/veth1", "ns1/eth1000", "ns1/veth-ns2", "ns2/veth-ns1"],
+        "every non-loopback interface of the lab, once"
+    );
+    assert_eq!(
+        icmp_lines(&stdout),
+        vec![
+            t("host/veth1", "in", "request"),
+            t("host/veth1", "out", "reply"),
+            t("ns1/eth1000", "in", "reply"),
+            t("ns1/eth1000", "out", "request"),
+        ]
+    );
+}
+
+#[test]
+fn capture_bad_points_and_filters_are_errors_that_name_them() {
+    let sb = sandbox();
+    seed(&sb);
+    for (args, needle) in [
+        (vec!["capture", "ns1:eth9", "icmp"], "no interface `eth9`"),
+        (vec!["capture", "nosuch:eth0"], "nosuch"),
+        (
+            vec!["capture", "ns1:eth1000", "port", "http"],
+            "`http` is not a port number",
+        ),
+        (vec!["capture", "icmp"], "no capture point"),
+    ] {
+        let out = sb.plumb(&args);
+        assert_exit(&out, 2, &format!("plumb {args:?}"));
+        assert!(
+            text(&out).contains(needle),
+            "plumb {args:?}: {}",
+            text(&out)
+        );
+    }
+}
