@@ -120,6 +120,7 @@ impl<W: Write> Writer<W> {
     }
 
     /// Writes one packet of interface `iface` (its index among those given to [`Writer::new`]).
+    /// The frame is copied once, straight into the output's buffer.
     pub fn packet(
         &mut self,
         iface: u32,
@@ -129,25 +130,34 @@ impl<W: Write> Writer<W> {
         flag: Flag,
         comment: Option<&str>,
     ) -> io::Result<()> {
-        let b = &mut self.body;
-        b.clear();
-        b.extend_from_slice(&iface.to_le_bytes());
-        ts(b, ts_ns);
-        b.extend_from_slice(&(data.len() as u32).to_le_bytes());
-        b.extend_from_slice(&orig_len.to_le_bytes());
-        b.extend_from_slice(data);
-        b.resize(b.len().next_multiple_of(4), 0);
         let dir: u32 = match flag {
             Flag::Unknown => 0,
             Flag::Inbound => 1,
             Flag::Outbound => 2,
         };
-        opt(b, EPB_FLAGS, &dir.to_le_bytes());
+        // The options after the frame: flags, the comment, the end marker.
+        let o = &mut self.body;
+        o.clear();
+        opt(o, EPB_FLAGS, &dir.to_le_bytes());
         if let Some(c) = comment {
-            opt(b, OPT_COMMENT, c.as_bytes());
+            opt(o, OPT_COMMENT, c.as_bytes());
         }
-        opt(b, OPT_END, &[]);
-        block(&mut self.out, EPB, &self.body)
+        opt(o, OPT_END, &[]);
+        let padded = data.len().next_multiple_of(4);
+        let total = (12 + 20 + padded + o.len()) as u32;
+        let mut head = [0u8; 28];
+        head[0..4].copy_from_slice(&EPB.to_le_bytes());
+        head[4..8].copy_from_slice(&total.to_le_bytes());
+        head[8..12].copy_from_slice(&iface.to_le_bytes());
+        head[12..16].copy_from_slice(&((ts_ns >> 32) as u32).to_le_bytes());
+        head[16..20].copy_from_slice(&(ts_ns as u32).to_le_bytes());
+        head[20..24].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        head[24..28].copy_from_slice(&orig_len.to_le_bytes());
+        self.out.write_all(&head)?;
+        self.out.write_all(data)?;
+        self.out.write_all(&[0u8; 3][..padded - data.len()])?;
+        self.out.write_all(&self.body)?;
+        self.out.write_all(&total.to_le_bytes())
     }
 
     /// Writes the statistics block of interface `iface`.

@@ -35,29 +35,57 @@ const SLL_PKTTYPE: usize = 10;
 /// `PACKET_OUTGOING` from `linux/if_packet.h`.
 const PACKET_OUTGOING: u8 = 4;
 
-/// The packets of a block, in order.
-pub fn packets(block: &[u8]) -> Vec<RingPacket<'_>> {
-    let mut out = Vec::new();
-    let (Some(n), Some(mut off)) = (u32_at(block, NUM_PKTS), u32_at(block, FIRST_PKT)) else {
-        return out;
+/// The packets of a block, in order (an iterator: nothing is allocated per block).
+pub fn packets(block: &[u8]) -> Packets<'_> {
+    let (n, off) = match (u32_at(block, NUM_PKTS), u32_at(block, FIRST_PKT)) {
+        (Some(n), Some(off)) => (n, off as usize),
+        _ => (0, 0),
     };
-    for _ in 0..n {
-        let at = off as usize;
+    Packets {
+        block,
+        left: n,
+        off,
+    }
+}
+
+/// The iterator [`packets`] returns.
+#[derive(Debug)]
+pub struct Packets<'a> {
+    block: &'a [u8],
+    left: u32,
+    off: usize,
+}
+
+impl<'a> Iterator for Packets<'a> {
+    type Item = RingPacket<'a>;
+
+    fn next(&mut self) -> Option<RingPacket<'a>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let (block, at) = (self.block, self.off);
         let h = |k: usize| u32_at(block, at + k);
         let (Some(next), Some(sec), Some(nsec), Some(snap), Some(len), Some(mac)) =
             (h(0), h(4), h(8), h(12), h(16), u16_at(block, at + 24))
         else {
-            break;
+            self.left = 0;
+            return None;
         };
         let start = at + mac as usize;
         let Some(data) = block.get(start..start + snap as usize) else {
-            break;
+            self.left = 0;
+            return None;
         };
         let pkttype = block
             .get(at + SLL_OFFSET + SLL_PKTTYPE)
             .copied()
             .unwrap_or(0);
-        out.push(RingPacket {
+        if next == 0 {
+            self.left = 0;
+        }
+        self.off += next as usize;
+        Some(RingPacket {
             ts_ns: u64::from(sec) * 1_000_000_000 + u64::from(nsec),
             data,
             orig_len: len,
@@ -66,13 +94,8 @@ pub fn packets(block: &[u8]) -> Vec<RingPacket<'_>> {
             } else {
                 Direction::In
             },
-        });
-        if next == 0 {
-            break;
-        }
-        off += next;
+        })
     }
-    out
 }
 
 #[cfg(test)]
@@ -102,7 +125,7 @@ mod tests {
     #[test]
     fn packets_two_in_a_block_are_read_with_directions() {
         let b = block();
-        let p = packets(&b);
+        let p: Vec<_> = packets(&b).collect();
         assert_eq!(p.len(), 2);
         assert_eq!(p[0].data, b"abc");
         assert_eq!(p[0].direction, Direction::Out);
@@ -115,7 +138,7 @@ mod tests {
     #[test]
     fn packets_truncated_block_stops_without_reading_past_it() {
         let b = block();
-        assert_eq!(packets(&b[..150]).len(), 1);
-        assert!(packets(&b[..10]).is_empty());
+        assert_eq!(packets(&b[..150]).count(), 1);
+        assert_eq!(packets(&b[..10]).count(), 0);
     }
 }
