@@ -336,3 +336,61 @@ fn trace_killed_leaves_no_trace_table_behind() {
     // NFT_TABLE_F_OWNER: the kernel removes the table with the socket that made it.
     interrupted_trace_leaves_no_table("-KILL");
 }
+
+#[test]
+fn trace_follow_picks_up_an_existing_ping_flow_and_its_snat() {
+    let sb = sandbox();
+    egress(&sb, "");
+    // An existing flow: a ping every 0.2 s from client, for as long as the trace may wait.
+    let mut ping = sb
+        .command(&[
+            "ip",
+            "netns",
+            "exec",
+            "client",
+            "ping",
+            "-i",
+            "0.2",
+            "-c",
+            "100",
+            "203.0.113.2",
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn ping");
+    let doc = trace_json(
+        &sb,
+        &["egress", "client", "upstream", "--follow", "--wait", "10s"],
+        0,
+    );
+    let _ = ping.kill();
+    let _ = ping.wait();
+    assert_eq!(doc["hops"].as_array().map(Vec::len), Some(5), "{doc:#}");
+    assert_eq!(doc["hops"][3]["rewrites"][0]["kind"], "SNAT", "{doc:#}");
+    assert_eq!(doc["reached"], true);
+    assert_eq!(doc["outcome"], "answer seen (following an existing flow)");
+    assert_eq!(
+        hops(&doc, "reply").last(),
+        Some(&h("client", "eth0", "in")),
+        "{doc:#}"
+    );
+}
+
+#[test]
+fn trace_follow_without_a_flow_says_so_and_exits_1() {
+    let sb = sandbox();
+    egress(&sb, "");
+    let doc = trace_json(
+        &sb,
+        &[
+            "egress", "client", "upstream", "--follow", "--wait", "500ms",
+        ],
+        1,
+    );
+    assert!(doc["hops"].as_array().is_some_and(Vec::is_empty), "{doc:#}");
+    assert_eq!(
+        doc["outcome"],
+        "no packet of the flow left client/eth0 in 0.5 s"
+    );
+    assert!(trace_tables(&sb).is_empty());
+}

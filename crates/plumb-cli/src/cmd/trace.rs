@@ -1,5 +1,5 @@
-//! `plumb trace LAB FROM TO [--proto icmp|tcp/PORT|udp/PORT] [--json] [-w FILE]`: one probe's
-//! journey hop by hop, with the NAT rewrites between hops and, if it is lost, where it was last
+//! `plumb trace LAB FROM TO [--proto icmp|tcp/PORT|udp/PORT] [--follow] [--json] [-w FILE]`:
+//! one probe's journey (or, with `--follow`, the next packet of an existing flow's) hop by hop, with the NAT rewrites between hops and, if it is lost, where it was last
 //! seen and the nftables rule that dropped it. Exit 0 when the probe was answered, 1 when not.
 
 use std::fs::File;
@@ -29,6 +29,13 @@ pub struct Args {
     /// The probe: icmp, tcp/PORT or udp/PORT.
     #[arg(long, default_value = "icmp", value_parser = parse_service)]
     proto: Service,
+    /// Send nothing: follow the next packet of an existing flow from FROM to TO (of --proto)
+    /// instead.
+    #[arg(long)]
+    follow: bool,
+    /// With --follow, how long to wait for a packet of the flow (`10s`, `500ms`).
+    #[arg(long, default_value = "10s", value_parser = super::capture::parse_duration)]
+    wait: std::time::Duration,
     /// Print the journey as JSON (docs/schema/trace.v1.json).
     #[arg(long)]
     json: bool,
@@ -187,6 +194,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             from: &a.from,
             to: &a.to,
             service: a.proto,
+            follow: a.follow.then_some(a.wait),
         },
         &stop,
     )?;

@@ -52,37 +52,53 @@ pub fn key(s: &IpSummary) -> Key {
     }
 }
 
-/// Is `s` the probe `service` sends to `dst`: an echo request, a SYN to the port, a datagram
-/// to the port?
-fn is_probe(s: &IpSummary, dst: IpAddr, service: Service) -> bool {
+/// Is `s` the probe `service` sends to `dst`: an echo request, a SYN to the port (any segment
+/// to the port when following an existing flow), a datagram to the port?
+pub fn is_probe(s: &IpSummary, dst: IpAddr, service: Service, follow: bool) -> bool {
     s.dst == dst
         && match (&s.l4, service) {
             (L4::Icmp { kind, .. }, Service::Icmp) => *kind == 8 || *kind == 128,
-            (L4::Tcp { dport, flags, .. }, Service::Tcp(p)) => *dport == p && flags == "S",
+            (L4::Tcp { dport, flags, .. }, Service::Tcp(p)) => {
+                *dport == p && (follow || flags == "S")
+            }
             (L4::Udp { dport, .. }, Service::Udp(p)) => *dport == p,
             _ => false,
         }
 }
 
 /// The probe as the first point saw it leave: the first matching packet sent there.
-pub fn probe(seen: &[Seen], dst: IpAddr, service: Service) -> Option<(usize, IpSummary)> {
+pub fn probe(
+    seen: &[Seen],
+    dst: IpAddr,
+    service: Service,
+    follow: bool,
+) -> Option<(usize, IpSummary)> {
     seen.iter()
         .enumerate()
         .filter(|(_, s)| s.point == 0 && s.direction == Direction::Out)
         .filter_map(|(i, s)| Some((i, ip_summary(&s.frame)?)))
-        .filter(|(_, sum)| is_probe(sum, dst, service))
+        .filter(|(_, sum)| is_probe(sum, dst, service, follow))
         .min_by_key(|(i, _)| seen[*i].ts_ns)
 }
 
-/// Is `s` an answer to `probe`: the echo reply with its sequence and payload, the SYN-ACK or
-/// reset acknowledging its SYN, a datagram carrying its payload back?
+/// Is `s` an answer to `probe`: the echo reply with its sequence and payload, the segment that
+/// acknowledges it (a SYN-ACK or reset for a SYN), a datagram carrying its payload back?
 fn is_answer(s: &IpSummary, probe: &IpSummary) -> bool {
     match (&s.l4, &probe.l4) {
         (L4::Icmp { kind, seq, .. }, L4::Icmp { seq: pseq, .. }) => {
             (*kind == 0 || *kind == 129) && seq == pseq && s.payload_hash == probe.payload_hash
         }
-        (L4::Tcp { ack, flags, .. }, L4::Tcp { seq, .. }) => {
-            *ack == seq.wrapping_add(1) && (flags.contains('S') || flags.contains('R'))
+        (
+            L4::Tcp { ack, flags, .. },
+            L4::Tcp {
+                seq, flags: pflags, ..
+            },
+        ) => {
+            // SYN and FIN count as one byte of sequence space.
+            let len = probe.payload_len as u32
+                + u32::from(pflags.contains('S'))
+                + u32::from(pflags.contains('F'));
+            len > 0 && *ack == seq.wrapping_add(len) && (flags.contains('.') || flags.contains('R'))
         }
         (L4::Udp { .. }, L4::Udp { .. }) => {
             s.payload_hash == probe.payload_hash && key(s) != key(probe)
@@ -203,8 +219,9 @@ pub fn journey(
     seen: &[Seen],
     dst: IpAddr,
     service: Service,
+    follow: bool,
 ) -> Option<(Vec<Sighting>, Vec<Sighting>)> {
-    let (_, probe_sum) = probe(seen, dst, service)?;
+    let (_, probe_sum) = probe(seen, dst, service, follow)?;
     let forward = sightings(seen, key(&probe_sum), false);
     let answer = seen
         .iter()
@@ -261,7 +278,7 @@ mod tests {
             at(2, 150, In, icmp(up, uplink, 64, true, 300, 9)),
             at(0, 170, In, icmp(up, member, 63, true, 300, 5)),
         ];
-        let (fwd, back) = journey(&seen, IpAddr::from(up), Service::Icmp).unwrap();
+        let (fwd, back) = journey(&seen, IpAddr::from(up), Service::Icmp, false).unwrap();
         let pts: Vec<usize> = fwd.iter().map(|s| s.point).collect();
         assert_eq!(pts, [0, 1, 2, 3]);
         let rw = rewrites(&fwd[1].summary, &fwd[2].summary);
@@ -284,6 +301,6 @@ mod tests {
             Direction::In,
             icmp([1, 1, 1, 1], [2, 2, 2, 2], 64, false, 1, 1),
         )];
-        assert!(journey(&seen, "2.2.2.2".parse().unwrap(), Service::Icmp).is_none());
+        assert!(journey(&seen, "2.2.2.2".parse().unwrap(), Service::Icmp, false).is_none());
     }
 }

@@ -12,6 +12,7 @@ pub mod correlate;
 pub mod nftrace;
 pub mod path;
 
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -203,6 +204,9 @@ pub struct Request<'a> {
     pub to: &'a str,
     /// The probe.
     pub service: Service,
+    /// Send nothing: wait at most this long for a packet of an existing flow from FROM to TO
+    /// (`--follow`), and follow it.
+    pub follow: Option<Duration>,
 }
 
 fn find_node<'v>(view: &'v LabView, name: &str) -> Option<&'v crate::inspect::lab::NodeView> {
@@ -446,7 +450,15 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
         })
         .collect();
     let mut traces = open_traces(&path, l4proto)?;
-    let result = follow(&book, &from, &target, req.service, &specs, filter, stop);
+    let probe = Probe {
+        book: &book,
+        from: &from,
+        target: &target,
+        address,
+        service: req.service,
+        follow: req.follow,
+    };
+    let result = watch(&probe, &specs, filter, stop);
     let events: Vec<Vec<TraceEvent>> = traces.iter_mut().map(NsTrace::events).collect();
     let (seen, observed) = match result {
         Ok(r) => r,
@@ -457,7 +469,7 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
             return Err(e);
         }
     };
-    let journey = correlate::journey(&seen, address, req.service);
+    let journey = correlate::journey(&seen, address, req.service, req.follow.is_some());
     let key = journey
         .as_ref()
         .and_then(|(f, _)| f.first())
@@ -474,6 +486,7 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
     let (fwd, back) = journey.unwrap_or_default();
     let first = fwd.first().map_or(0, |x| x.ts_ns);
     let hops_fwd = hops(&fwd, &seen, &path, first);
+    let hops_back = hops(&back, &seen, &path, first);
     let last = path.len() - 1;
     let arrived = fwd.iter().any(|s| s.point == last);
     let last_seen = (!arrived)
@@ -500,25 +513,45 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
         path: path.clone(),
         probe: key,
         hops: hops_fwd,
-        reply: hops(&back, &seen, &path, first),
-        reached: observed.reach,
-        outcome: observed.verdict.to_string(),
+        reply: hops_back,
+        reached: observed.as_ref().map_or(!back.is_empty(), |o| o.reach),
+        outcome: match (&observed, req.follow) {
+            (Some(o), _) => o.verdict.to_string(),
+            (None, Some(wait)) if fwd.is_empty() => format!(
+                "no packet of the flow left {}/{} in {:.1} s",
+                path[0].label,
+                path[0].iface,
+                wait.as_secs_f64()
+            ),
+            (None, _) if back.is_empty() => "no answer seen (following an existing flow)".into(),
+            (None, _) => "answer seen (following an existing flow)".into(),
+        },
         last_seen,
         dropped_by,
     })
 }
 
-/// Opens the rings, sends the probe on another thread, and collects what passes until it is
-/// done.
-fn follow(
-    book: &LabAddresses,
-    from: &NodeRef,
-    target: &Target,
+/// The probe to send (or the flow to follow).
+struct Probe<'a> {
+    book: &'a LabAddresses,
+    from: &'a NodeRef,
+    target: &'a Target,
+    address: IpAddr,
     service: Service,
+    follow: Option<Duration>,
+}
+
+/// How long a followed packet is watched after it left: its answer comes within this.
+const FOLLOW_AFTER: Duration = Duration::from_secs(1);
+
+/// Opens the rings, sends the probe on another thread (or waits for a packet of the flow), and
+/// collects what passes until the probe is done (or the followed packet had time to come back).
+fn watch(
+    p: &Probe<'_>,
     specs: &[PointSpec],
     filter: &str,
     stop: &AtomicBool,
-) -> Result<(Vec<Seen>, crate::probe::Observed), TraceError> {
+) -> Result<(Vec<Seen>, Option<crate::probe::Observed>), TraceError> {
     let mut cap = capture::open(
         specs,
         &Options {
@@ -527,31 +560,49 @@ fn follow(
         },
     )?;
     let done = AtomicBool::new(false);
+    let left_at: Cell<Option<Instant>> = Cell::new(None);
     let mut seen = Vec::new();
-    std::thread::scope(|s| {
+    let until = Instant::now() + p.follow.map_or(LIMIT, |w| w + FOLLOW_AFTER);
+    let ended = || {
+        done.load(Ordering::Relaxed)
+            || stop.load(Ordering::Relaxed)
+            || left_at.get().is_some_and(|t| t.elapsed() >= FOLLOW_AFTER)
+    };
+    let mut each = |pkt: &capture::Packet<'_>| {
+        if p.follow.is_some()
+            && left_at.get().is_none()
+            && pkt.point == 0
+            && pkt.direction == Direction::Out
+            && crate::capture::decode::ip_summary(pkt.data)
+                .is_some_and(|s| correlate::is_probe(&s, p.address, p.service, true))
+        {
+            left_at.set(Some(Instant::now()));
+        }
+        seen.push(Seen {
+            point: pkt.point,
+            ts_ns: pkt.ts_ns,
+            direction: pkt.direction,
+            frame: pkt.data.to_vec(),
+        });
+        Ok(Flow::Continue)
+    };
+    if p.follow.is_some() {
+        let captured = cap.run(ended, Some(until), &mut each);
+        drop(each);
+        captured?;
+        return Ok((seen, None));
+    }
+    let (captured, observed) = std::thread::scope(|s| {
         let probe = s.spawn(|| {
-            let r = book.probe(from, target, service);
+            let r = p.book.probe(p.from, p.target, p.service);
             done.store(true, Ordering::Relaxed);
             r
         });
-        let until = Instant::now() + LIMIT;
-        let captured = cap.run(
-            || done.load(Ordering::Relaxed) || stop.load(Ordering::Relaxed),
-            Some(until),
-            |p| {
-                seen.push(Seen {
-                    point: p.point,
-                    ts_ns: p.ts_ns,
-                    direction: p.direction,
-                    frame: p.data.to_vec(),
-                });
-                Ok(Flow::Continue)
-            },
-        );
-        let observed = probe
-            .join()
-            .map_err(|_| TraceError::Probe(ProbeError::Worker))?;
-        captured?;
-        Ok((seen, observed?))
-    })
+        let captured = cap.run(&ended, Some(until), &mut each);
+        (captured, probe.join())
+    });
+    drop(each);
+    let observed = observed.map_err(|_| TraceError::Probe(ProbeError::Worker))?;
+    captured?;
+    Ok((seen, Some(observed?)))
 }
