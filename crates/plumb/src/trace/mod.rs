@@ -588,7 +588,6 @@ fn watch(
     };
     if p.follow.is_some() {
         let captured = cap.run(ended, Some(until), &mut each);
-        drop(each);
         captured?;
         return Ok((seen, None));
     }
@@ -598,10 +597,9 @@ fn watch(
             done.store(true, Ordering::Relaxed);
             r
         });
-        let captured = cap.run(&ended, Some(until), &mut each);
+        let captured = cap.run(ended, Some(until), &mut each);
         (captured, probe.join())
     });
-    drop(each);
     let observed = observed.map_err(|_| TraceError::Probe(ProbeError::Worker))?;
     captured?;
     Ok((seen, Some(observed?)))
