@@ -68,7 +68,7 @@ fn trace_json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
     doc
 }
 
-/// (node, iface, direction) of each hop.
+/// (node, iface, direction) of each hop; the namespace is the node's in egress (no prefix).
 fn hops(doc: &Value, key: &str) -> Vec<(String, String, String)> {
     doc[key]
         .as_array()
@@ -210,6 +210,18 @@ fn trace_egress_member_to_upstream_shows_every_hop_and_the_snat() {
         .collect();
     assert_eq!(rows.len(), 10, "5 hops out and 5 back: {rows:?}");
     assert_eq!(rows[3], "host/up0\t203.0.113.1", "{rows:?}");
+    // tcpdump reads it too.
+    let out = Command::new("tcpdump")
+        .args(["-n", "-r"])
+        .arg(&file)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run tcpdump (apt-get install tcpdump): {e}"));
+    assert!(out.status.success(), "tcpdump -r\n{}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).lines().count(),
+        10,
+        "tcpdump -r"
+    );
     assert!(
         trace_tables(&sb).is_empty(),
         "trace tables left: {:?}",

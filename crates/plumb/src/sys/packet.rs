@@ -279,13 +279,11 @@ impl Ring {
         let i = self.next;
         self.next = (self.next + 1) % self.size.block_nr;
         let len = self.size.block_size as usize;
-        // SAFETY: the block is inside the mapping, and while its status says TP_STATUS_USER
-        // the kernel does not write to it; the slice lives no longer than the `Block`, which
-        // hands the block back on drop.
-        let bytes =
-            unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(i as usize * len), len) };
+        // SAFETY: block `i` starts inside the mapping (i < block_nr).
+        let start = unsafe { self.map.add(i as usize * len) };
         Some(Block {
-            bytes,
+            start,
+            len,
             status: self.status(i),
         })
     }
@@ -328,16 +326,21 @@ impl Drop for Ring {
     }
 }
 
-/// A block of the ring that belongs to user space until dropped.
+/// A block of the ring that belongs to user space until dropped (it borrows the ring
+/// mutably, so no other block is taken meanwhile).
 pub struct Block<'a> {
-    bytes: &'a [u8],
+    start: NonNull<u8>,
+    len: usize,
     status: &'a AtomicU32,
 }
 
 impl Block<'_> {
     /// The block's bytes: a `struct tpacket_block_desc` followed by its packets.
     pub fn bytes(&self) -> &[u8] {
-        self.bytes
+        // SAFETY: the block lies inside the mapping; while its status says TP_STATUS_USER the
+        // kernel does not write to it, and the slice cannot outlive `self`, whose drop (the
+        // only write, to the status word) needs it gone.
+        unsafe { std::slice::from_raw_parts(self.start.as_ptr(), self.len) }
     }
 }
 

@@ -97,6 +97,8 @@ pub enum TraceError {
 pub struct Hop {
     /// The node as the lab's file names it.
     pub node: String,
+    /// Its network namespace (`host` for plumb's own).
+    pub namespace: String,
     /// The interface.
     pub iface: String,
     /// Which way the packet went through it.
@@ -410,6 +412,7 @@ fn hops(s: &[Sighting], seen: &[Seen], path: &[PathIface], first: u64) -> Vec<Ho
         let p = &path[x.point];
         out.push(Hop {
             node: p.label.clone(),
+            namespace: p.node.clone(),
             iface: p.iface.clone(),
             direction: x.direction,
             t_us: x.ts_ns.saturating_sub(first) as f64 / 1000.0,
