@@ -24,6 +24,7 @@
 pub(crate) mod ack;
 pub mod addr;
 pub mod link;
+pub mod neigh;
 pub mod nsid;
 pub mod route;
 

@@ -34,6 +34,18 @@ pub fn open_current_net() -> io::Result<OwnedFd> {
     Ok(fs::File::open("/proc/thread-self/ns/net")?.into())
 }
 
+/// Whether `fd` is a network namespace file (`ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET`): a
+/// descriptor opened through a bind mount reads as a path, not `net:[…]`, in `/proc/PID/fd`.
+pub fn is_net_namespace(fd: impl AsFd) -> bool {
+    /// `NS_GET_NSTYPE` from `<linux/nsfs.h>`: `_IO(0xb7, 0x3)`.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    let fd = fd.as_fd();
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the descriptor's namespace type;
+    // on any other file it fails with ENOTTY. The descriptor is borrowed for the call.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&fd), NS_GET_NSTYPE) };
+    r == libc::CLONE_NEWNET
+}
+
 /// Bind-mounts `source` onto `target` (`mount --bind`).
 pub fn bind_mount(source: &Path, target: &Path) -> io::Result<()> {
     rustix::mount::mount_bind(source, target).map_err(io::Error::from)
