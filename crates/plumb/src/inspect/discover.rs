@@ -417,11 +417,32 @@ pub fn discover(roots: &Roots) -> Discovery {
             }
         })
         .collect();
-    namespaces.sort_by_key(|f| (!f.current, f.label(), f.id));
+    namespaces.sort_by_cached_key(|f| (!f.current, natural(&f.label()), f.id));
     Discovery {
         namespaces,
         processes_not_examined: not_examined,
     }
+}
+
+/// A sort key that puts `c2` before `c10`: runs of digits compare as numbers.
+fn natural(s: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let mut text = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            let mut n = u64::from(c as u8 - b'0');
+            while let Some(d) = chars.peek().and_then(|d| d.to_digit(10)) {
+                n = n.saturating_mul(10).saturating_add(u64::from(d));
+                chars.next();
+            }
+            out.push((std::mem::take(&mut text), n));
+        } else {
+            text.push(c);
+        }
+    }
+    out.push((text, u64::MAX));
+    out
 }
 
 /// The identity of the namespace file at `path`.

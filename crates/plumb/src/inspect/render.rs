@@ -143,6 +143,18 @@ fn write_ns(out: &mut String, view: &MachineView, n: &NsView) {
 /// namespace behind it, other veth links; then every namespace cabled to another; then the lone
 /// ones (nothing cabled to them).
 pub fn tree(view: &MachineView) -> String {
+    let mut out = tree_lines(view);
+    // Columns left empty leave trailing blanks.
+    out = out
+        .lines()
+        .map(str::trim_end)
+        .collect::<Vec<_>>()
+        .join("\n");
+    out.push('\n');
+    out
+}
+
+fn tree_lines(view: &MachineView) -> String {
     let mut out = String::new();
     let (lone, linked): (Vec<&NsView>, Vec<&NsView>) = view
         .namespaces
