@@ -275,7 +275,17 @@ impl MachineView {
     /// The seed's question answered in one line: "veth1 (ifindex 7, host) is cabled to eth1000
     /// (ifindex 12) in ns1 (/run/netns/ns1, pids 4242, 4250)".
     pub fn sentence(&self, ns: &NsView, i: &IfView) -> String {
-        let me = format!("{} (ifindex {}, {})", i.name, i.index, ns.label);
+        let mut me = format!("{} (ifindex {}, {}", i.name, i.index, ns.label);
+        if let Some(c) = &ns.container {
+            if !ns.label.starts_with(&format!("{}:", c.runtime)) {
+                me.push_str(&format!(
+                    ", {} container {}",
+                    c.runtime,
+                    &c.id[..12.min(c.id.len())]
+                ));
+            }
+        }
+        me.push(')');
         match (&i.peer, i.kind.as_str()) {
             (Some(p), _) => {
                 let name = p.name.as_deref().unwrap_or("an interface");
