@@ -183,6 +183,15 @@ fn inspect_finds_every_namespace_once_and_resolves_every_peer_both_ways() {
     }
     assert_eq!(nss.len(), 6, "exactly the sandbox's namespaces: {doc:#}");
 
+    // Each has its kernel cookie, and no two share one.
+    let mut cookies: Vec<u64> = nss
+        .values()
+        .map(|n| n["cookie"].as_u64().expect("a cookie (Linux 5.14+)"))
+        .collect();
+    cookies.sort_unstable();
+    cookies.dedup();
+    assert_eq!(cookies.len(), 6, "{doc:#}");
+
     // Holders.
     let kinds = |id: u64| -> Vec<String> {
         nss[&id]["holders"]
@@ -395,4 +404,30 @@ fn ns_link_names_unnamed_namespaces_and_unlink_puts_run_netns_back() {
     assert_exit(&out, 0, "plumb ns unlink");
     sh(sb, "ip netns del mine");
     assert_eq!(sh(sb, listing), before, "/run/netns as it was");
+}
+
+#[test]
+fn inspect_lab_limits_the_machine_to_what_a_lab_owns() {
+    let m = build();
+    let sb = &m.sb;
+    sb.plumb_ok(&["up", &example("seed.toml")]);
+    let out = sb.plumb(&["inspect", "--lab", "seed", "--json"]);
+    assert_exit(&out, 0, "plumb inspect --lab seed --json");
+    let doc = stdout_json(&out);
+    let labels: Vec<&str> = doc["namespaces"]
+        .as_array()
+        .expect("namespaces")
+        .iter()
+        .map(|n| n["label"].as_str().expect("label"))
+        .collect();
+    assert_eq!(labels, ["host", "ns1", "ns2"]);
+    let host_ifaces: Vec<&str> = doc["namespaces"][0]["interfaces"]
+        .as_array()
+        .expect("interfaces")
+        .iter()
+        .map(|i| i["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(host_ifaces, ["veth1"], "only the lab's interfaces of the host");
+    let out = sb.plumb(&["inspect", "--lab", "nolab"]);
+    assert_exit(&out, 2, "an unknown lab");
 }

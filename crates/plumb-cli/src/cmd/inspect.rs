@@ -32,13 +32,26 @@ pub struct Args {
     /// JSON output (the same as --format json).
     #[arg(long, conflicts_with = "format")]
     json: bool,
+    /// Only what this plumb lab owns: its namespaces and, in plumb's own, its interfaces.
+    #[arg(long, value_name = "LAB")]
+    lab: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "tree")]
     format: Format,
 }
 
 pub fn run(a: Args) -> anyhow::Result<Outcome> {
-    let view = inspect::machine(&Roots::default())?;
+    let mut view = inspect::machine(&Roots::default())?;
+    if let Some(lab) = &a.lab {
+        if !view
+            .namespaces
+            .iter()
+            .any(|n| n.lab.as_deref() == Some(lab))
+        {
+            anyhow::bail!("no lab `{lab}` owns a namespace here (see `plumb ls`)");
+        }
+        view = view.limited_to(lab);
+    }
     let format = if a.json { Format::Json } else { a.format };
     let mut out = std::io::stdout().lock();
     if let Some(spec) = &a.iface {

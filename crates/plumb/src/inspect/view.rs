@@ -26,6 +26,10 @@ pub struct MachineView {
 pub struct NsView {
     /// Identity: the nsfs inode (`net:[ID]`).
     pub id: NsIdentity,
+    /// The kernel's namespace cookie (`SO_NETNS_COOKIE`, Linux 5.14+), never reused while the
+    /// kernel runs, unlike an inode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cookie: Option<u64>,
     /// How to refer to it: `host`, its name, `docker:ID12`, `pid:PID`, `net:[ID]`.
     pub label: String,
     /// Whether plumb runs in it.
@@ -245,6 +249,20 @@ impl MachineView {
                     .join(", "),
             }),
         }
+    }
+
+    /// The part of the machine a plumb lab owns: its namespaces, and in plumb's own namespace
+    /// only the lab's interfaces (the view `plumb show` gives of one lab, without its rules).
+    pub fn limited_to(mut self, lab: &str) -> MachineView {
+        self.namespaces
+            .retain(|n| n.current || n.lab.as_deref() == Some(lab));
+        for n in self.namespaces.iter_mut().filter(|n| n.current) {
+            n.interfaces.retain(|i| i.lab.as_deref() == Some(lab));
+            let kept: Vec<String> = n.interfaces.iter().map(|i| i.name.clone()).collect();
+            n.routes
+                .retain(|r| r.dev.as_ref().is_some_and(|d| kept.contains(d)));
+        }
+        self
     }
 
     /// The namespace with identity `id`.

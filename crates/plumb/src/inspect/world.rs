@@ -34,6 +34,7 @@ pub enum MachineError {
 
 struct Read {
     state: Result<NsState, String>,
+    cookie: Option<u64>,
     neighbours: usize,
     sock: Option<NlSocket>,
     fd: Option<OwnedFd>,
@@ -60,6 +61,7 @@ fn view_of(d: Discovery) -> Result<MachineView, MachineError> {
         let fd = File::open(&f.open_path).map(OwnedFd::from);
         let mut r = Read {
             state: Err(String::new()),
+            cookie: None,
             neighbours: 0,
             sock: None,
             fd: None,
@@ -72,6 +74,7 @@ fn view_of(d: Discovery) -> Result<MachineView, MachineError> {
                     let (st, n) = read_one(&mut s).map_err(MachineError::Own)?;
                     r.state = Ok(st);
                     r.neighbours = n;
+                    r.cookie = crate::sys::netns_cookie(&s).ok();
                     r.sock = Some(s);
                 } else {
                     to_enter.push(i);
@@ -94,6 +97,7 @@ fn view_of(d: Discovery) -> Result<MachineView, MachineError> {
                 Ok((st, n)) => {
                     reads[i].state = Ok(st);
                     reads[i].neighbours = n;
+                    reads[i].cookie = crate::sys::netns_cookie(&s).ok();
                     reads[i].sock = Some(s);
                 }
                 Err(e) => reads[i].state = Err(format!("cannot read it: {e}")),
@@ -175,6 +179,7 @@ fn view_of(d: Discovery) -> Result<MachineView, MachineError> {
         };
         namespaces.push(NsView {
             id: f.id,
+            cookie: r.cookie,
             label: labels[i].clone(),
             current: f.current,
             holders: f.holders.clone(),

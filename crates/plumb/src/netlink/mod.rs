@@ -206,6 +206,12 @@ impl Drop for RecvBuf {
     }
 }
 
+impl std::os::fd::AsFd for NlSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.sock)
+    }
+}
+
 impl std::fmt::Debug for NlSocket {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("NlSocket").field("seq", &self.seq).finish()
