@@ -427,7 +427,11 @@ fn inspect_lab_limits_the_machine_to_what_a_lab_owns() {
         .iter()
         .map(|i| i["name"].as_str().expect("name"))
         .collect();
-    assert_eq!(host_ifaces, ["veth1"], "only the lab's interfaces of the host");
+    assert_eq!(
+        host_ifaces,
+        ["veth1"],
+        "only the lab's interfaces of the host"
+    );
     let out = sb.plumb(&["inspect", "--lab", "nolab"]);
     assert_exit(&out, 2, "an unknown lab");
 }
