@@ -32,6 +32,11 @@ enum Command {
     Ls(cmd::ls::Args),
     /// Show a lab: nodes, interfaces, addresses, routes, veth peers, bridge ports.
     Show(cmd::show::Args),
+    /// Every network namespace on the machine and the other end of every veth, as a tree, JSON
+    /// or a picture; or one interface explained in a sentence.
+    Inspect(cmd::inspect::Args),
+    /// Network namespaces: list them with what holds each; name unnamed ones in /run/netns.
+    Ns(cmd::ns::Args),
     /// Run a command inside a node, as `ip netns exec` does.
     Exec(cmd::exec::Args),
     /// Remove labs whose last change was interrupted (a crash, a kill).
@@ -83,6 +88,8 @@ fn main() -> ExitCode {
         Command::Down(a) => cmd::down::run(a),
         Command::Ls(a) => cmd::ls::run(a),
         Command::Show(a) => cmd::show::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Ns(a) => cmd::ns::run(a),
         Command::Exec(a) => cmd::exec::run(a),
         Command::Gc(a) => cmd::gc::run(a),
         Command::Sandbox(a) => cmd::sandbox::run(a),
