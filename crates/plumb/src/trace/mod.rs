@@ -11,15 +11,15 @@
 pub mod correlate;
 pub mod nftrace;
 pub mod path;
+mod watch;
 
-use std::cell::Cell;
 use std::net::IpAddr;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
 
 use crate::capture::decode::{IpSummary, L4};
-use crate::capture::{self, CaptureError, Direction, Flow, Options, PointSpec};
+use crate::capture::{CaptureError, Direction, PointSpec};
 use crate::inspect::lab::LabView;
 use crate::lab::LabError;
 use crate::model::names::{LabName, NsName};
@@ -453,7 +453,7 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
         })
         .collect();
     let mut traces = open_traces(&path, l4proto)?;
-    let probe = Probe {
+    let probe = watch::Probe {
         book: &book,
         from: &from,
         target: &target,
@@ -461,7 +461,7 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
         service: req.service,
         follow: req.follow,
     };
-    let result = watch(&probe, &specs, filter, stop);
+    let result = watch::watch(&probe, &specs, filter, stop);
     let events: Vec<Vec<TraceEvent>> = traces.iter_mut().map(NsTrace::events).collect();
     let (seen, observed) = match result {
         Ok(r) => r,
@@ -532,78 +532,4 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
         last_seen,
         dropped_by,
     })
-}
-
-/// The probe to send (or the flow to follow).
-struct Probe<'a> {
-    book: &'a LabAddresses,
-    from: &'a NodeRef,
-    target: &'a Target,
-    address: IpAddr,
-    service: Service,
-    follow: Option<Duration>,
-}
-
-/// How long a followed packet is watched after it left: its answer comes within this.
-const FOLLOW_AFTER: Duration = Duration::from_secs(1);
-
-/// Opens the rings, sends the probe on another thread (or waits for a packet of the flow), and
-/// collects what passes until the probe is done (or the followed packet had time to come back).
-fn watch(
-    p: &Probe<'_>,
-    specs: &[PointSpec],
-    filter: &str,
-    stop: &AtomicBool,
-) -> Result<(Vec<Seen>, Option<crate::probe::Observed>), TraceError> {
-    let mut cap = capture::open(
-        specs,
-        &Options {
-            filter: capture::filter::compile(filter).map_err(CaptureError::from)?,
-            buffer: 1 << 20,
-        },
-    )?;
-    let done = AtomicBool::new(false);
-    let left_at: Cell<Option<Instant>> = Cell::new(None);
-    let mut seen = Vec::new();
-    let until = Instant::now() + p.follow.map_or(LIMIT, |w| w + FOLLOW_AFTER);
-    let ended = || {
-        done.load(Ordering::Relaxed)
-            || stop.load(Ordering::Relaxed)
-            || left_at.get().is_some_and(|t| t.elapsed() >= FOLLOW_AFTER)
-    };
-    let mut each = |pkt: &capture::Packet<'_>| {
-        if p.follow.is_some()
-            && left_at.get().is_none()
-            && pkt.point == 0
-            && pkt.direction == Direction::Out
-            && crate::capture::decode::ip_summary(pkt.data)
-                .is_some_and(|s| correlate::is_probe(&s, p.address, p.service, true))
-        {
-            left_at.set(Some(Instant::now()));
-        }
-        seen.push(Seen {
-            point: pkt.point,
-            ts_ns: pkt.ts_ns,
-            direction: pkt.direction,
-            frame: pkt.data.to_vec(),
-        });
-        Ok(Flow::Continue)
-    };
-    if p.follow.is_some() {
-        let captured = cap.run(ended, Some(until), &mut each);
-        captured?;
-        return Ok((seen, None));
-    }
-    let (captured, observed) = std::thread::scope(|s| {
-        let probe = s.spawn(|| {
-            let r = p.book.probe(p.from, p.target, p.service);
-            done.store(true, Ordering::Relaxed);
-            r
-        });
-        let captured = cap.run(ended, Some(until), &mut each);
-        (captured, probe.join())
-    });
-    let observed = observed.map_err(|_| TraceError::Probe(ProbeError::Worker))?;
-    captured?;
-    Ok((seen, Some(observed?)))
 }
