@@ -136,6 +136,16 @@ mod tests {
     }
 
     #[test]
+    fn packets_of_random_bytes_never_panic() {
+        use proptest::prelude::*;
+        proptest!(|(b in prop::collection::vec(any::<u8>(), 0..600))| {
+            for p in packets(&b) {
+                prop_assert!(p.data.len() <= b.len());
+            }
+        });
+    }
+
+    #[test]
     fn packets_truncated_block_stops_without_reading_past_it() {
         let b = block();
         assert_eq!(packets(&b[..150]).count(), 1);

@@ -116,6 +116,21 @@ pub fn if_index(name: &str) -> io::Result<u32> {
     }
 }
 
+/// Asks the kernel whether it accepts `filter`: attaches it to a throwaway UDP socket (no
+/// privilege needed), which runs the kernel's classic BPF checker (`bpf_check_classic`).
+pub fn check_filter(filter: &[SockFilter]) -> io::Result<()> {
+    // SAFETY: plain syscall; the result is checked and owned right away.
+    let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    check(raw)?;
+    // SAFETY: `raw` is a fresh descriptor nothing else owns.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let prog = SockFprog {
+        len: filter.len() as libc::c_ushort,
+        filter: filter.as_ptr(),
+    };
+    setsockopt(fd.as_fd(), libc::SOL_SOCKET, libc::SO_ATTACH_FILTER, &prog)
+}
+
 /// An `AF_PACKET` socket bound to one interface, with a `TPACKET_V3` ring mapped.
 pub struct Ring {
     fd: OwnedFd,

@@ -208,6 +208,61 @@ fn compile_accepts_what_tcpdump_accepts_on_a_mixed_stream() {
 }
 
 #[test]
+fn compile_every_program_passes_the_kernels_checker() {
+    for filter in FILTERS {
+        let prog = compile(filter).unwrap();
+        crate::sys::packet::check_filter(&prog.0)
+            .unwrap_or_else(|e| panic!("the kernel refuses `{filter}`: {e}\n{}", prog.to_ddd()));
+    }
+}
+
+#[test]
+fn compile_random_words_never_panics() {
+    use proptest::prelude::*;
+    let words = prop::sample::select(vec![
+        "host",
+        "net",
+        "port",
+        "portrange",
+        "proto",
+        "src",
+        "dst",
+        "and",
+        "or",
+        "not",
+        "(",
+        ")",
+        "tcp",
+        "udp",
+        "icmp",
+        "arp",
+        "ip",
+        "ip6",
+        "ether",
+        "less",
+        "10.0.0.1",
+        "10.0.0.0/8",
+        "fd00::1",
+        "53",
+        "1-1024",
+        "0x800",
+        "02:00:00:00:00:01",
+        "!",
+        "&&",
+        "||",
+    ]);
+    proptest!(|(v in prop::collection::vec(words, 0..12))| {
+        let text = v.join(" ");
+        if let Ok(p) = compile(&text) {
+            prop_assert!(crate::sys::packet::check_filter(&p.0).is_ok(), "kernel refuses `{}`", text);
+            for pkt in packets() {
+                let _ = p.run(&pkt);
+            }
+        }
+    });
+}
+
+#[test]
 fn compile_every_filter_accepts_at_least_one_and_not_all_packets() {
     // Guards the comparison above against a stream that cannot tell filters apart.
     let pkts = packets();
