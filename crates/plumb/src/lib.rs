@@ -26,9 +26,12 @@
 //!   the sandbox.
 //! - [`probe`]: reachability probes for `check` and `ping`: only to the lab's own addresses,
 //!   bounded in count and time, run on throwaway threads inside the source node.
+//! - [`capture`]: `AF_PACKET` rings inside any namespaces, filters compiled to classic BPF,
+//!   pcapng, one line per packet; [`trace`]: one probe's journey hop by hop, with NAT rewrites
+//!   and the nftables rule that dropped it.
 //! - [`cni`]: plumb as a CNI plugin: the protocol, and a bridge network with host-local IPAM,
 //!   masquerade and port mappings, on the netlink and nf_tables layers.
-//! - [`sys`]: the only module allowed `unsafe`: `unshare` and friends.
+//! - [`sys`]: the only module allowed `unsafe`: `unshare`, `AF_PACKET` rings and friends.
 //!
 //! Errors: one enum per module that names the object and the operation and keeps the errno,
 //! gathered into [`Error`].
@@ -36,6 +39,7 @@
 #![deny(unsafe_code)]
 
 pub mod apply;
+pub mod capture;
 pub mod cni;
 #[cfg(feature = "fault-injection")]
 mod fault;
@@ -50,6 +54,7 @@ pub mod ownership;
 pub mod plan;
 pub mod probe;
 pub mod sys;
+pub mod trace;
 
 /// Any error of the library.
 #[derive(Debug, thiserror::Error)]
