@@ -342,6 +342,21 @@ pub fn check_follows_the_kernel(c: &Cni<'_>) {
     let bad = c.invoke("CHECK", "c1", "c1", "eth0", &conf);
     assert_ne!(bad.code, Some(0), "CHECK should fail:\n{}", bad.text);
     assert!(bad.json["code"].is_u64(), "{}", bad.text);
+    // A second container loses its default route: CHECK says so too.
+    let base = c.conf(json!({}));
+    let r2 = c.add("c2", "c2", &base);
+    let conf2 = Cni::with_prev(&base, &r2);
+    c.invoke("CHECK", "c2", "c2", "eth0", &conf2)
+        .ok("CHECK of c2");
+    c.sb.run_ok(&["ip", "-n", "c2", "route", "del", "default"]);
+    let bad = c.invoke("CHECK", "c2", "c2", "eth0", &conf2);
+    assert_ne!(
+        bad.code,
+        Some(0),
+        "CHECK without the default route should fail:\n{}",
+        bad.text
+    );
+    assert!(bad.json["code"].is_u64(), "{}", bad.text);
 }
 
 /// With ipMasq, the container's traffic reaches the upstream namespace from the host's address.
