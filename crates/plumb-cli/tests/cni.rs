@@ -136,7 +136,7 @@ fn cni_port_mapping_is_reachable_and_rules_do_not_grow() {
     with_plumb(|c| {
         c.upstream();
         let pm = |host: u16| {
-            json!({"ipMasq": true, "runtimeConfig": {"portMappings": [
+            json!({"ipMasq": true, "hairpinMode": true, "runtimeConfig": {"portMappings": [
                 {"hostPort": host, "containerPort": 80, "protocol": "tcp"}]}})
         };
         let r1 = c.add("c1", "c1", &c.conf(pm(8080)));
@@ -174,6 +174,26 @@ fn cni_port_mapping_is_reachable_and_rules_do_not_grow() {
             common::sockets::Server::peers(&lines),
             vec![suite::UPSTREAM.to_string()]
         );
+        // Hairpin: another container of the network, and the container itself (its port is in
+        // hairpin mode), reach the mapped port through the host's address; the answer comes
+        // back through the host.
+        for client in ["c2", "c1"] {
+            let server = common::sockets::serve(c.sb, Some("c1"), "tcp", 80, 1, "5");
+            let reply =
+                common::sockets::send(c.sb, Some(client), "tcp", HOST_UP, 8080, "hairpin", "4");
+            let lines = server.finish();
+            assert!(
+                reply
+                    .as_deref()
+                    .is_ok_and(|r| r.starts_with("reply echo:hairpin")),
+                "from {client}: {reply:?} {lines:?}"
+            );
+            assert_eq!(
+                common::sockets::Server::peers(&lines),
+                vec![suite::GATEWAY.to_string()],
+                "from {client}: masqueraded to the bridge's address"
+            );
+        }
         // DEL takes the container's elements out, and only them.
         let conf = Cni::with_prev(&c.conf(pm(8080)), &r1);
         c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("DEL c1");
@@ -587,7 +607,8 @@ fn cni_dual_stack_range_sets_give_one_address_each() {
             .flatten()
             .filter_map(|o| o.get("rule"))
             .collect();
-        assert_eq!(rules.len(), 2, "{v:#}");
+        // Per family: the masquerade and the hairpin masquerade.
+        assert_eq!(rules.len(), 4, "{v:#}");
         assert!(common::json_mentions(&v, "fd00:55::"), "{v:#}");
         assert!(common::json_mentions(&v, "10.55.0.0"), "{v:#}");
         c.invoke("DEL", "c1", "c1", "eth0", &Cni::with_prev(&conf, &r))
