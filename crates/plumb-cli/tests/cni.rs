@@ -1,9 +1,12 @@
 //! plumb as a CNI plugin, driven as a runtime drives it (environment + stdin, stdout parsed as
 //! JSON), each check in its own sandbox: the conformance checks shared with the reference
-//! plugins (`common/cni.rs`, also run against them by `cni_reference.rs`), then what only plumb
-//! has: results in every spec version, port mappings, a failed ADD undone, a fixed rule count,
-//! STATUS and GC. Needs `python3` and `nft` (the oracle of the table's contents).
+//! plugins (`common/cni_checks.rs`, also run against them by `cni_reference.rs`), then what only
+//! plumb has: results in every spec version, a failed ADD undone, tags, STATUS, GC, DEL from
+//! `prevResult` alone, the examples (masquerade and port mappings: `cni_nat.rs`). Needs
+//! `python3` and `nft` (the oracle of the table's contents).
 
+#[path = "common/cni_checks.rs"]
+mod checks;
 mod common;
 #[path = "common/cni.rs"]
 mod suite;
@@ -11,7 +14,7 @@ mod suite;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use suite::{Cni, Impl, BRIDGE, DATA_DIR, HOST_UP, NET};
+use suite::{table, Cni, Impl, BRIDGE, DATA_DIR, NET};
 
 fn with_plumb(check: impl FnOnce(&Cni<'_>)) {
     let sb = common::sandbox();
@@ -25,73 +28,47 @@ fn with_plumb(check: impl FnOnce(&Cni<'_>)) {
 
 #[test]
 fn cni_add_builds_the_attachment() {
-    with_plumb(suite::add_builds_the_attachment);
+    with_plumb(checks::add_builds_the_attachment);
 }
 
 #[test]
 fn cni_second_add_errors_and_del_is_idempotent() {
-    with_plumb(suite::second_add_errors_and_del_is_idempotent);
+    with_plumb(checks::second_add_errors_and_del_is_idempotent);
 }
 
 #[test]
 fn cni_del_after_netns_gone_frees_the_address() {
-    with_plumb(suite::del_after_netns_gone_frees_the_address);
+    with_plumb(checks::del_after_netns_gone_frees_the_address);
 }
 
 #[test]
 fn cni_check_follows_the_kernel() {
-    with_plumb(suite::check_follows_the_kernel);
+    with_plumb(checks::check_follows_the_kernel);
 }
 
 #[test]
 fn cni_ipmasq_leaves_with_the_host_address() {
-    with_plumb(suite::ipmasq_leaves_with_the_host_address);
+    with_plumb(checks::ipmasq_leaves_with_the_host_address);
 }
 
 #[test]
 fn cni_concurrent_adds_get_distinct_addresses() {
-    with_plumb(suite::concurrent_adds_get_distinct_addresses);
+    with_plumb(checks::concurrent_adds_get_distinct_addresses);
 }
 
 #[test]
 fn cni_environment_is_validated() {
-    with_plumb(suite::environment_is_validated);
+    with_plumb(checks::environment_is_validated);
 }
 
 #[test]
 fn cni_port_mapping_is_reachable() {
-    with_plumb(suite::port_mapping_is_reachable);
+    with_plumb(checks::port_mapping_is_reachable);
 }
 
 #[test]
 fn cni_ipam_ranges_and_requested_addresses() {
-    with_plumb(suite::ipam_ranges_and_requested_addresses);
-}
-
-/// `nft -j list table inet plumb-cni-testnet`: (rule count, elements of set/map NAME).
-fn table(c: &Cni<'_>) -> (usize, Value) {
-    let out = c.sb.run_ok(&[
-        "nft",
-        "-j",
-        "list",
-        "table",
-        "inet",
-        &format!("plumb-cni-{NET}"),
-    ]);
-    let v: Value = serde_json::from_str(&out).expect("nft -j prints JSON");
-    let objs = v["nftables"].as_array().cloned().unwrap_or_default();
-    let rules = objs.iter().filter(|o| o.get("rule").is_some()).count();
-    let mut sets = serde_json::Map::new();
-    for o in &objs {
-        let s = o.get("set").or_else(|| o.get("map"));
-        if let Some(s) = s {
-            sets.insert(
-                s["name"].as_str().unwrap_or("?").to_string(),
-                s.get("elem").cloned().unwrap_or(Value::Array(vec![])),
-            );
-        }
-    }
-    (rules, Value::Object(sets))
+    with_plumb(checks::ipam_ranges_and_requested_addresses);
 }
 
 #[test]
@@ -128,62 +105,6 @@ fn cni_results_are_written_in_the_requested_version() {
         c.sb.run_ok(&["ip", "netns", "add", "x"]);
         c.invoke("ADD", "x", "x", "eth0", &other)
             .error(2, "ipam dhcp");
-    });
-}
-
-#[test]
-fn cni_port_mapping_is_reachable_and_rules_do_not_grow() {
-    with_plumb(|c| {
-        c.upstream();
-        let pm = |host: u16| {
-            json!({"ipMasq": true, "runtimeConfig": {"portMappings": [
-                {"hostPort": host, "containerPort": 80, "protocol": "tcp"}]}})
-        };
-        let r1 = c.add("c1", "c1", &c.conf(pm(8080)));
-        let (rules1, sets1) = table(c);
-        let a1 = r1["ips"][0]["address"]
-            .as_str()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
-        assert_eq!(sets1["tcp4"].as_array().map(Vec::len), Some(1), "{sets1:#}");
-        for i in 2..=4 {
-            c.add(
-                &format!("c{i}"),
-                &format!("c{i}"),
-                &c.conf(pm(8080 + i as u16)),
-            );
-        }
-        let (rules4, sets4) = table(c);
-        assert_eq!(rules1, rules4, "the rule count grew with containers");
-        assert_eq!(sets4["tcp4"].as_array().map(Vec::len), Some(4), "{sets4:#}");
-        // From the internet to the host's address, port 8080: the first container's port 80.
-        let server = common::sockets::serve(c.sb, Some("c1"), "tcp", 80, 1, "5");
-        let reply =
-            common::sockets::send(c.sb, Some("upstream"), "tcp", HOST_UP, 8080, "knock", "4");
-        let lines = server.finish();
-        assert!(
-            reply
-                .as_deref()
-                .is_ok_and(|r| r.starts_with("reply echo:knock")),
-            "{reply:?} {lines:?}"
-        );
-        assert_eq!(
-            common::sockets::Server::peers(&lines),
-            vec![suite::UPSTREAM.to_string()]
-        );
-        // DEL takes the container's elements out, and only them.
-        let conf = Cni::with_prev(&c.conf(pm(8080)), &r1);
-        c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("DEL c1");
-        let (rules_after, sets_after) = table(c);
-        assert_eq!(rules_after, rules1);
-        assert_eq!(sets_after["tcp4"].as_array().map(Vec::len), Some(3));
-        assert!(
-            !common::json_mentions(&sets_after["tcp4"], &a1),
-            "{sets_after:#}"
-        );
     });
 }
 
@@ -365,54 +286,6 @@ fn cni_plugin_name_and_about() {
 }
 
 #[test]
-fn cni_check_covers_nat_state_and_the_reservation() {
-    with_plumb(|c| {
-        let conf = c.conf(json!({"ipMasq": true, "runtimeConfig":
-            {"portMappings": [{"hostPort": 8080, "containerPort": 80}]}}));
-        let r = c.add("c1", "c1", &conf);
-        let conf = Cni::with_prev(&conf, &r);
-        c.invoke("CHECK", "c1", "c1", "eth0", &conf)
-            .ok("CHECK after ADD");
-        // Someone removes the container's port mapping: CHECK says so.
-        let table_name = format!("plumb-cni-{NET}");
-        c.sb.run_ok(&[
-            "nft",
-            "delete",
-            "element",
-            "inet",
-            &table_name,
-            "tcp4",
-            "{ 8080 }",
-        ]);
-        let e = c
-            .invoke("CHECK", "c1", "c1", "eth0", &conf)
-            .error(999, "CHECK without the port mapping");
-        assert!(
-            e["msg"].as_str().unwrap_or("").contains("port mapping"),
-            "{e}"
-        );
-        // Someone deletes the table (masquerade with it): CHECK says so.
-        c.sb.run_ok(&["nft", "delete", "table", "inet", &table_name]);
-        let e = c
-            .invoke("CHECK", "c1", "c1", "eth0", &conf)
-            .error(999, "CHECK without the table");
-        assert!(
-            e["msg"].as_str().unwrap_or("").contains("masquerade"),
-            "{e}"
-        );
-        // DEL still succeeds with the element gone, then CHECK finds no reservation.
-        c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("DEL");
-        let e = c
-            .invoke("CHECK", "c1", "c1", "eth0", &conf)
-            .error(999, "CHECK after DEL");
-        assert!(
-            e["msg"].as_str().unwrap_or("").contains("reservation"),
-            "{e}"
-        );
-    });
-}
-
-#[test]
 fn cni_del_works_from_prev_result_without_records_or_reservation() {
     with_plumb(|c| {
         let conf = c.conf(json!({"ipMasq": true, "runtimeConfig":
@@ -488,110 +361,5 @@ fn cni_examples_attach_a_container() {
             c.invoke("DEL", &ns, &ns, "eth0", &Cni::with_prev(&conf, &r))
                 .ok("DEL");
         }
-    });
-}
-
-#[test]
-fn cni_port_conflict_is_refused_and_leaves_the_owner_alone() {
-    with_plumb(|c| {
-        let pm = json!({"runtimeConfig": {"portMappings": [
-            {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
-            {"hostPort": 5353, "containerPort": 53, "protocol": "udp"}]}});
-        let a = c.add("a", "a", &c.conf(pm.clone()));
-        let a_ip = a["ips"][0]["address"]
-            .as_str()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
-        let (_, before) = table(c);
-        // b asks for a free udp port and a tcp port a holds: refused, nothing of b stays.
-        let pb = json!({"runtimeConfig": {"portMappings": [
-            {"hostPort": 5454, "containerPort": 53, "protocol": "udp"},
-            {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"}]}});
-        c.sb.run_ok(&["ip", "netns", "add", "b"]);
-        let e = c
-            .invoke("ADD", "b", "b", "eth0", &c.conf(pb))
-            .error(999, "conflicting ADD");
-        assert!(
-            e["msg"].as_str().unwrap_or("").contains("already mapped"),
-            "{e}"
-        );
-        let (_, after) = table(c);
-        assert_eq!(before, after, "a failed ADD changed the maps");
-        assert!(common::json_mentions(&after["tcp4"], &a_ip), "{after:#}");
-        assert_eq!(c.reserved(), vec![a_ip.clone()]);
-        // a leaves, b takes the port; a repeated DEL of a leaves b's mapping alone.
-        let conf_a = Cni::with_prev(&c.conf(pm.clone()), &a);
-        c.invoke("DEL", "a", "a", "eth0", &conf_a).ok("DEL a");
-        let b = c
-            .invoke("ADD", "b", "b", "eth0", &c.conf(pm))
-            .ok("ADD b on the freed ports");
-        let b_ip = b["ips"][0]["address"]
-            .as_str()
-            .unwrap()
-            .split('/')
-            .next()
-            .unwrap()
-            .to_string();
-        c.invoke("DEL", "a", "a", "eth0", &conf_a).ok("DEL a again");
-        let (_, now) = table(c);
-        assert!(common::json_mentions(&now["tcp4"], &b_ip), "{now:#}");
-        assert!(common::json_mentions(&now["udp4"], &b_ip), "{now:#}");
-        let conf_b = Cni::with_prev(&c.conf(json!({})), &b);
-        c.invoke("CHECK", "b", "b", "eth0", &conf_b).ok("CHECK b");
-    });
-}
-
-#[test]
-fn cni_dual_stack_range_sets_give_one_address_each() {
-    with_plumb(|c| {
-        let conf = c.conf(json!({"ipMasq": true, "ipam": {"subnet": null, "ranges": [
-            [{"subnet": "10.55.0.0/24"}], [{"subnet": "fd00:55::/64"}]]}}));
-        let r = c.add("c1", "c1", &conf);
-        let ips: Vec<&str> = r["ips"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i["address"].as_str())
-            .collect();
-        assert_eq!(ips, vec!["10.55.0.2/24", "fd00:55::2/64"], "{r:#}");
-        assert_eq!(r["ips"][1]["gateway"], "fd00:55::1");
-        let v6 = c.ip(
-            Some("c1"),
-            &["-6", "addr", "show", "dev", "eth0", "scope", "global"],
-        );
-        assert!(common::json_mentions(&v6, "fd00:55::2"), "{v6}");
-        let r6 = c.ip(Some("c1"), &["-6", "route", "show", "default"]);
-        assert_eq!(r6[0]["gateway"], "fd00:55::1", "{r6}");
-        let br6 = c.ip(
-            None,
-            &["-6", "addr", "show", "dev", BRIDGE, "scope", "global"],
-        );
-        assert!(common::json_mentions(&br6, "fd00:55::1"), "{br6}");
-        // Both subnets are masqueraded: one rule each in the table.
-        let out = c.sb.run_ok(&[
-            "nft",
-            "-j",
-            "list",
-            "chain",
-            "inet",
-            &format!("plumb-cni-{NET}"),
-            "postrouting",
-        ]);
-        let v: Value = serde_json::from_str(&out).expect("nft -j");
-        let rules: Vec<&Value> = v["nftables"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|o| o.get("rule"))
-            .collect();
-        assert_eq!(rules.len(), 2, "{v:#}");
-        assert!(common::json_mentions(&v, "fd00:55::"), "{v:#}");
-        assert!(common::json_mentions(&v, "10.55.0.0"), "{v:#}");
-        c.invoke("DEL", "c1", "c1", "eth0", &Cni::with_prev(&conf, &r))
-            .ok("DEL");
-        assert!(c.reserved().is_empty(), "{:?}", c.reserved());
     });
 }

@@ -10,9 +10,10 @@
 //! table inet plumb-cni-NET {
 //!   map tcp4  { type inet_service : ipv4_addr . inet_service }      (and udp4)
 //!   map tcp4h { type ipv4_addr . inet_service : ipv4_addr . inet_service }  (and udp4h)
-//!   chain postrouting { type nat hook postrouting priority 100;       (with ipMasq)
-//!     ip saddr SUBNET ip daddr != SUBNET ip daddr != 224.0.0.0/4 masquerade
-//!     ip6 saddr SUBNET6 ip6 daddr != SUBNET6 ip6 daddr != ff00::/8 masquerade }
+//!   chain postrouting { type nat hook postrouting priority 100;
+//!     ip saddr SUBNET ip daddr != SUBNET ip daddr != 224.0.0.0/4 masquerade   (with ipMasq)
+//!     ct status dnat ip saddr SUBNET ip daddr SUBNET masquerade              (hairpin)
+//!     (the same for an IPv6 subnet) }
 //!   chain prerouting { type nat hook prerouting priority -100;           (and output)
 //!     meta l4proto tcp dnat ip to ip daddr . tcp dport map @tcp4h
 //!     meta l4proto tcp fib daddr type local dnat ip to tcp dport map @tcp4
@@ -26,7 +27,7 @@ use ipnet::IpNet;
 
 use super::error::{code, CniError};
 use super::spec::PortMapping;
-use crate::nftables::expr::{base, cmp, fib, meta, Expr, NFT_REG_1};
+use crate::nftables::expr::{base, cmp, ct, fib, meta, Expr, NFT_REG_1};
 use crate::nftables::sets::{self, datatype, Element, SetSpec};
 use crate::nftables::wire::{family, Msg};
 use crate::nftables::NfSocket;
@@ -39,6 +40,8 @@ const NFT_REG32_01: u32 = 9;
 const NF_INET_PRE_ROUTING: u32 = 0;
 const NF_INET_LOCAL_OUT: u32 = 3;
 const NF_INET_POST_ROUTING: u32 = 4;
+/// `IPS_DST_NAT` (`linux/netfilter/nf_conntrack_common.h`): the connection was DNATed.
+const IPS_DST_NAT: u32 = 0x20;
 /// `IPPROTO_TCP`, `IPPROTO_UDP`.
 const IPPROTO_TCP: u8 = 6;
 const IPPROTO_UDP: u8 = 17;
@@ -142,20 +145,20 @@ fn create_msgs(table: &str, subnets: &[IpNet], masq: bool) -> Vec<Msg> {
         },
     ];
     out.extend(specs.iter().map(|s| sets::named_set(table, s)));
-    if masq {
-        out.push(sets::base_chain(
-            table,
-            "postrouting",
-            "nat",
-            NF_INET_POST_ROUTING,
-            100,
-        ));
-        for net in subnets {
-            let (fam, multicast): (u8, IpNet) = if net.addr().is_ipv4() {
-                (family::NFPROTO_IPV4, "224.0.0.0/4".parse().unwrap_or(*net))
-            } else {
-                (family::NFPROTO_IPV6, "ff00::/8".parse().unwrap_or(*net))
-            };
+    out.push(sets::base_chain(
+        table,
+        "postrouting",
+        "nat",
+        NF_INET_POST_ROUTING,
+        100,
+    ));
+    for net in subnets {
+        let (fam, multicast): (u8, IpNet) = if net.addr().is_ipv4() {
+            (family::NFPROTO_IPV4, "224.0.0.0/4".parse().unwrap_or(*net))
+        } else {
+            (family::NFPROTO_IPV6, "ff00::/8".parse().unwrap_or(*net))
+        };
+        if masq {
             let mut e = nfproto(fam).to_vec();
             e.extend(addr_match(net, false, cmp::NFT_CMP_EQ));
             e.extend(addr_match(net, true, cmp::NFT_CMP_NEQ));
@@ -163,6 +166,32 @@ fn create_msgs(table: &str, subnets: &[IpNet], masq: bool) -> Vec<Msg> {
             e.push(Expr::Masq);
             out.push(sets::rule(table, "postrouting", &e));
         }
+        // Hairpin: a container reaching a port mapped to a container of the same network (itself
+        // included) through a host address; without the masquerade the answer would go straight
+        // back, from an address the client never spoke to.
+        let mut e = nfproto(fam).to_vec();
+        e.extend([
+            Expr::Ct {
+                key: ct::NFT_CT_STATUS,
+                dreg: NFT_REG_1,
+            },
+            Expr::Bitwise {
+                sreg: NFT_REG_1,
+                dreg: NFT_REG_1,
+                len: 4,
+                mask: IPS_DST_NAT.to_ne_bytes().to_vec(),
+                xor: vec![0; 4],
+            },
+            Expr::Cmp {
+                sreg: NFT_REG_1,
+                op: cmp::NFT_CMP_NEQ,
+                data: vec![0; 4],
+            },
+        ]);
+        e.extend(addr_match(net, false, cmp::NFT_CMP_EQ));
+        e.extend(addr_match(net, true, cmp::NFT_CMP_EQ));
+        e.push(Expr::Masq);
+        out.push(sets::rule(table, "postrouting", &e));
     }
     for chain in ["prerouting", "output"] {
         let hook = if chain == "prerouting" {
