@@ -42,6 +42,10 @@ enum Command {
     Check(cmd::check::Args),
     /// Send one ICMP echo from a node of a lab to another node, from inside the first.
     Ping(cmd::ping::Args),
+    /// Diagnose container networking: shared limits, forwarding, MTUs, peers, firewalls, labs against their files.
+    Doctor(cmd::doctor::Args),
+    /// Measure latency and throughput per namespace crossing, and the control plane's cost per object.
+    Bench(cmd::bench::Args),
     /// Print a shell completion script for bash, zsh or fish.
     Completions(cmd::completions::Args),
     /// Print plumb's manual page (roff), or write one page per command into a directory.
@@ -84,6 +88,8 @@ fn main() -> ExitCode {
         Command::Sandbox(a) => cmd::sandbox::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Ping(a) => cmd::ping::run(a),
+        Command::Doctor(a) => cmd::doctor::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
         Command::Completions(a) => cmd::completions::run(a),
         Command::Man(a) => cmd::man::run(a),
     };

@@ -34,6 +34,8 @@
 #![deny(unsafe_code)]
 
 pub mod apply;
+pub mod bench;
+pub mod doctor;
 #[cfg(feature = "fault-injection")]
 mod fault;
 pub mod firewall;

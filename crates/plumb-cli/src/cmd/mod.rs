@@ -1,7 +1,9 @@
 //! One file per subcommand.
 
+pub mod bench;
 pub mod check;
 pub mod completions;
+pub mod doctor;
 pub mod down;
 pub mod exec;
 pub mod gc;
