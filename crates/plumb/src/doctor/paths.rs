@@ -72,7 +72,12 @@ fn transits(ps: &[Place<'_>]) -> Vec<Transit> {
                     && *zi != qi
                     && r.dst.contains(&n.addr())
                     && !connected.iter().any(|c| c.contains(&n.addr()))
-                    && (!default || route_oif(q, n.addr()).is_some_and(|o| o != qif))
+                    // A default route is a lab's way out, not a promise to reach every
+                    // other lab: through it, only the same lab's other nodes count.
+                    && (!default
+                        || (ps[*zi].owner().is_some()
+                            && ps[*zi].owner() == p.owner()
+                            && route_oif(q, n.addr()).is_some_and(|o| o != qif)))
             });
             let onward = default
                 && q.routes
