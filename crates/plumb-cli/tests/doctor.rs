@@ -93,8 +93,45 @@ fn doctor(sb: &Sandbox, args: &[&str], code: i32) -> Value {
     assert_exit(&out, code, &format!("plumb {argv:?}"));
     let v: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("doctor printed invalid JSON ({e})\n{}", describe(&out)));
-    assert_eq!(v["version"], 1, "{v:#}");
+    assert_matches_schema(&v);
     v
+}
+
+/// Panics with every error unless `v` matches `docs/schema/doctor.v1.json`.
+fn assert_matches_schema(v: &Value) {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/schema/doctor.v1.json"
+    );
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}")),
+    )
+    .expect("the schema is JSON");
+    let validator = jsonschema::draft202012::options()
+        .build(&schema)
+        .expect("a usable schema");
+    let errs: Vec<String> = validator
+        .iter_errors(v)
+        .map(|e| format!("at {}: {e}", e.instance_path()))
+        .collect();
+    assert!(
+        errs.is_empty(),
+        "doctor --json does not match doctor.v1.json:\n  {}\n{v:#}",
+        errs.join("\n  ")
+    );
+    let count = |sev: &str| {
+        v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["severity"] == sev)
+            .count() as u64
+    };
+    assert_eq!(
+        (num(&v["errors"]), num(&v["warnings"]), num(&v["infos"])),
+        (count("error"), count("warning"), count("info")),
+        "the counts do not match the findings: {v:#}"
+    );
 }
 
 /// The findings of `check`.

@@ -26,7 +26,14 @@ use serde_json::{json, Value};
 const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 
 /// The schema files, by the command whose output each describes.
-const SCHEMAS: &[&str] = &["check.v1.json", "ls.v2.json", "show.v2.json", "up.v2.json"];
+const SCHEMAS: &[&str] = &[
+    "bench.v1.json",
+    "check.v1.json",
+    "doctor.v1.json",
+    "ls.v2.json",
+    "show.v2.json",
+    "up.v2.json",
+];
 
 fn schema_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema"))
