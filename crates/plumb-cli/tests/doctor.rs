@@ -333,6 +333,12 @@ fn doctor_forwarding_off_on_a_router_is_an_error() {
         assert_eq!(f["severity"], "error", "{f:#}");
         assert_eq!(f["evidence"]["sysctl"], "net.ipv4.ip_forward", "{f:#}");
         assert_eq!(f["lab"], "good");
+        // a's route to b, and b's default route, both through r.
+        assert_eq!(
+            f["evidence"]["route_0"], "a: 10.3.0.0/24 via 10.2.0.1",
+            "{f:#}"
+        );
+        assert_eq!(f["evidence"]["route_1"], "b: default via 10.3.0.1", "{f:#}");
     }
 }
 
@@ -534,4 +540,57 @@ fn doctor_unknown_lab_is_an_error_before_anything() {
         "{}",
         describe(&out)
     );
+}
+
+#[test]
+fn doctor_reads_the_neighbour_limits_in_pid_1s_namespace_when_it_may_else_from_the_dump() {
+    // As root in a fresh network + mount namespace (no user namespace), a thread may enter
+    // pid 1's network namespace: doctor reads the limits there (read-only) instead of
+    // falling back. Tests run as root (see the README); a failure to sandbox fails the test.
+    let bin = env!("CARGO_BIN_EXE_plumb");
+    let out = std::process::Command::new("unshare")
+        .args([
+            "--net",
+            "--mount",
+            "--propagation",
+            "private",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg(format!(
+            "mount -t tmpfs -o mode=0755 tmpfs /run && exec {bin} doctor --json"
+        ))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("cannot spawn unshare");
+    assert!(
+        out.status.code().is_some_and(|c| c == 0 || c == 1),
+        "plumb doctor in a root network namespace sandbox (needs root)\n{}",
+        describe(&out)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_matches_schema(&v);
+    let want: u64 = std::fs::read_to_string("/proc/sys/net/ipv4/neigh/default/gc_thresh3")
+        .expect("the test runs in the root namespace, where gc_thresh3 is visible")
+        .trim()
+        .parse()
+        .expect("a number");
+    let t = &v["neighbour_tables"][0];
+    assert_eq!(t["family"], "ipv4");
+    // Where pid 1's namespace may be opened (a plain root machine), doctor reads the limits
+    // there; where it may not (some containers deny even root access to pid 1's namespace
+    // files), it falls back to the neighbour-table dump. Either way the values are the root
+    // namespace's.
+    let reachable = std::fs::File::open("/proc/1/ns/net").is_ok();
+    let source = if reachable {
+        "root_namespace"
+    } else {
+        "neighbour_table_dump"
+    };
+    assert_eq!(
+        t["source"], source,
+        "pid 1's namespace reachable: {reachable}\n{v:#}"
+    );
+    assert_eq!(num(&t["gc_thresh3"]), want);
 }

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use anyhow::Context;
-use plumb::doctor::{self, Finding, LabInput, LimitSource, NeighTable, Severity};
+use plumb::doctor::{self, Finding, LimitSource, NeighTable, Severity};
 use plumb::inspect::{self, Depth};
 use plumb::model::Topology;
 use plumb::netns::Registry;
@@ -62,13 +62,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let extra = doctor::gather(&snap, &reg).context("cannot read what doctor needs")?;
-    let labs: Vec<LabInput<'_>> = names
-        .iter()
-        .map(|n| LabInput {
-            name: n,
-            topo: topos.iter().find(|t| t.name.as_str() == n),
-        })
-        .collect();
+    let labs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut findings = doctor::diagnose(&snap, &extra, &labs);
     for topo in &topos {
         let lab_snap = plumb::lab::snapshot_for(&topo.name, Some(topo))?;
@@ -104,12 +98,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     } else {
         for t in &extra.neigh {
             let from = match t.source {
-                LimitSource::RootNamespace => "read in the root namespace".to_string(),
+                LimitSource::RootNamespace => "limits read in the root namespace".to_string(),
                 LimitSource::NeighbourTableDump => {
-                    "read from the kernel's neighbour table dump (the root namespace is out of reach)".to_string()
+                    "limits from the kernel's neighbour table dump; the root namespace is out of reach".to_string()
                 }
                 LimitSource::AssumedDefaults => {
-                    "not readable here: the kernel's defaults were assumed".to_string()
+                    "limits not readable here: the kernel's defaults were assumed".to_string()
                 }
             };
             writeln!(

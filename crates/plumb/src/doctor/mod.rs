@@ -31,7 +31,6 @@ use std::collections::BTreeMap;
 
 use crate::inspect::{NsState, Snapshot};
 use crate::model::names::NsName;
-use crate::model::Topology;
 
 pub use lab::lab_findings;
 pub use read::{gather, DoctorError};
@@ -274,18 +273,11 @@ pub(crate) fn places<'a>(snap: &'a Snapshot, extra: &'a Extra) -> Vec<Place<'a>>
     out
 }
 
-/// A lab doctor was asked about, with its file when one was given.
-#[derive(Debug, Clone, Copy)]
-pub struct LabInput<'a> {
-    /// The lab's name.
-    pub name: &'a str,
-    /// Its topology, when doctor was given the file.
-    pub topo: Option<&'a Topology>,
-}
-
 /// Every snapshot-based finding, sorted errors first. `labs` restricts lab-specific findings
-/// to those labs (empty: the whole machine).
-pub fn diagnose(snap: &Snapshot, extra: &Extra, labs: &[LabInput<'_>]) -> Vec<Finding> {
+/// to those labs (empty: the whole machine); findings about no lab in particular (shared
+/// limits, leaked namespaces, foreign objects) are always kept. A lab's file is compared with
+/// the kernel by [`lab_findings`].
+pub fn diagnose(snap: &Snapshot, extra: &Extra, labs: &[&str]) -> Vec<Finding> {
     let pairs = peers::pairs(snap);
     let mut out = Vec::new();
     out.extend(limits::neighbour(snap, extra));
@@ -302,7 +294,7 @@ pub fn diagnose(snap: &Snapshot, extra: &Extra, labs: &[LabInput<'_>]) -> Vec<Fi
     out.extend(firewall::unprotected(snap, extra));
     if !labs.is_empty() {
         out.retain(|f| match &f.lab {
-            Some(l) => labs.iter().any(|i| i.name == l),
+            Some(l) => labs.iter().any(|i| *i == l),
             None => true,
         });
     }

@@ -124,7 +124,11 @@ pub(crate) fn forwarding(snap: &Snapshot, extra: &Extra) -> Vec<Finding> {
             f.object == q.name
                 && f.evidence.get("sysctl").map(|v| v.to_string()) == Some(key.to_string())
         }) {
-            let n = f.evidence.len();
+            let n = f
+                .evidence
+                .keys()
+                .filter(|k| k.starts_with("route_"))
+                .count();
             f.evidence
                 .insert(format!("route_{n}"), format!("{from}: {}", t.route).into());
             continue;

@@ -26,17 +26,6 @@ pub enum DoctorError {
     /// The namespaces could not be opened or entered.
     #[error(transparent)]
     Netns(#[from] NetnsError),
-    /// A netlink read failed.
-    #[error("cannot read {what} in {place}: {source}")]
-    Read {
-        /// What was being read.
-        what: &'static str,
-        /// Where.
-        place: String,
-        /// Why.
-        #[source]
-        source: NetlinkError,
-    },
 }
 
 /// The kernel's defaults for `gc_thresh1/2/3` (`net/ipv4/arp.c`, `net/ipv6/ndisc.c`).
