@@ -75,7 +75,7 @@ fn panel(
     );
     let _ = writeln!(
         s,
-        r#"<text x="{:.1}" y="{:.1}" font-size="15" font-weight="bold">{}</text>"#,
+        r#"<text x="{:.1}" y="{:.1}" font-size="13" font-weight="bold">{}</text>"#,
         x0,
         y0 + 20.0,
         esc(title)
@@ -128,21 +128,28 @@ fn panel(
         }
         let _ = writeln!(
             s,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
             x + bw / 2.0,
             base - h - 4.0,
             fmt(*v),
-            x + bw / 2.0,
-            base + 15.0,
-            esc(label)
         );
+        // A label may have two lines, split at '|'.
+        for (k, line) in label.split('|').enumerate() {
+            let _ = writeln!(
+                s,
+                r#"<text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
+                x + bw / 2.0,
+                base + 15.0 + 13.0 * k as f64,
+                esc(line)
+            );
+        }
     }
     let _ = writeln!(
         s,
         r#"<line x1="{x0:.1}" y1="{base:.1}" x2="{:.1}" y2="{base:.1}" stroke="black"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="middle">{}</text>"#,
         x0 + w,
         x0 + w / 2.0,
-        base + 32.0,
+        base + 44.0,
         esc(xlabel)
     );
 }
@@ -174,7 +181,7 @@ pub fn render(r: &Report) -> String {
         0.0,
         pw,
         &Look {
-            title: "UDP round trip: median (bar), 99th percentile (whisker)",
+            title: "UDP round trip: median, 99th percentile (whisker)",
             unit: "microseconds",
             xlabel: HOPS,
             colour: "#4c78a8",
@@ -203,7 +210,7 @@ pub fn render(r: &Report) -> String {
         let mut bars = Vec::new();
         for c in &r.control {
             for (k, name) in OBJECTS.iter().enumerate() {
-                bars.push((format!("{name} N={}", c.n), c.per_object_us[k], None));
+                bars.push((format!("{name}|N={}", c.n), c.per_object_us[k], None));
             }
         }
         let w = W - 2.0 * MARGIN;
@@ -213,7 +220,7 @@ pub fn render(r: &Report) -> String {
             PANEL_H,
             w,
             &Look {
-                title: "Control plane: time per object created by plumb up",
+                title: "Control plane: time per object that plumb up creates",
                 unit: "microseconds",
                 xlabel: "object kind, lab size",
                 colour: "#54a24b",
