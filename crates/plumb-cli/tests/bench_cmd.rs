@@ -122,13 +122,15 @@ fn bench_json_and_svg_have_one_row_per_hop_count_with_positive_figures() {
     let bars = chart.matches("<rect x=").count();
     assert_eq!(bars, 2 * rows.len() + 4 * control.len(), "{chart}");
     for label in [
-        "0 lo",
-        "1 veth",
-        "1 bridge",
+        ">0 lo<",
+        ">1 veth<",
+        ">1 bridge<",
         ">2<",
         ">3<",
-        "namespace N=3",
-        "route N=6",
+        ">namespace<",
+        ">route<",
+        ">N=3<",
+        ">N=6<",
     ] {
         assert!(chart.contains(label), "no {label} in the chart:\n{chart}");
     }
