@@ -53,6 +53,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             names.push(super::down::lab_of(t)?.to_string());
         }
     }
+    let t0 = std::time::Instant::now();
     let snap = inspect::snapshot(&reg, Depth::Full, &|_| Vec::new())
         .context("cannot read the machine's network state")?;
     let present = snap.labs();
@@ -61,9 +62,12 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
             anyhow::bail!("lab `{n}` is not here (`plumb ls` lists the labs)");
         }
     }
+    let t_snap = t0.elapsed();
     let extra = doctor::gather(&snap, &reg).context("cannot read what doctor needs")?;
+    let t_extra = t0.elapsed() - t_snap;
     let labs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut findings = doctor::diagnose(&snap, &extra, &labs);
+    tracing::debug!(?t_snap, ?t_extra, checks = ?(t0.elapsed() - t_snap - t_extra), "doctor: read and diagnosed");
     for topo in &topos {
         let lab_snap = plumb::lab::snapshot_for(&topo.name, Some(topo))?;
         for f in doctor::lab_findings(topo, &lab_snap) {

@@ -31,14 +31,21 @@ pub enum DoctorError {
 /// The kernel's defaults for `gc_thresh1/2/3` (`net/ipv4/arp.c`, `net/ipv6/ndisc.c`).
 pub const DEFAULT_GC_THRESH: (u64, u64, u64) = (128, 512, 1024);
 
-/// The sysctls doctor reads in every namespace (per-interface `rp_filter` comes on top).
-const KEYS: &[&str] = &[
+/// The sysctls of a namespace that another namespace routes through (forwarding, reverse-path
+/// filtering; per-interface `rp_filter` comes on top).
+const ROUTER_KEYS: &[&str] = &[
     "net.ipv4.ip_forward",
     "net.ipv6.conf.all.forwarding",
     "net.ipv4.conf.all.rp_filter",
     "net.ipv4.conf.default.rp_filter",
+];
+/// The sysctls of a namespace with a bridge that has ports.
+const BRIDGE_KEYS: &[&str] = &[
     "net.bridge.bridge-nf-call-iptables",
     "net.bridge.bridge-nf-call-ip6tables",
+];
+/// Connection tracking, when ctnetlink does not answer.
+const CONNTRACK_KEYS: &[&str] = &[
     "net.netfilter.nf_conntrack_count",
     "net.netfilter.nf_conntrack_max",
 ];
@@ -48,21 +55,44 @@ pub(crate) fn rp_key(name: &str) -> Option<String> {
     (!name.contains('.') && !name.contains('/')).then(|| format!("net.ipv4.conf.{name}.rp_filter"))
 }
 
-/// Reads everything of one namespace, from inside it (the calling thread's namespace).
-fn read_here(state: &NsState, own_tables: &[String]) -> NsExtra {
-    let mut x = NsExtra::default();
-    let mut keys: Vec<String> = KEYS.iter().map(|k| k.to_string()).collect();
-    keys.extend(
-        state
-            .links
+/// What to read in one namespace: each `/proc/sys/net` subtree costs about half a millisecond
+/// the first time a namespace's thread looks into it, so only what a check will use is read.
+#[derive(Debug, Clone, Copy, Default)]
+struct Needs {
+    /// Another namespace routes through this one.
+    router: bool,
+    /// A bridge here has ports.
+    bridge: bool,
+}
+
+fn needs(state: &NsState, gateways: &BTreeSet<std::net::IpAddr>) -> Needs {
+    Needs {
+        router: state
+            .addrs
             .iter()
-            .filter(|l| l.kind != LinkKind::Loopback)
-            .filter_map(|l| rp_key(&l.name)),
-    );
-    for k in keys {
-        if let Ok(v) = netns::read_sysctl(&k) {
-            x.sysctls.insert(k, v);
-        }
+            .any(|a| gateways.contains(&a.addr.addr())),
+        bridge: state.links.iter().any(|b| {
+            b.kind == LinkKind::Bridge && state.links.iter().any(|l| l.master == Some(b.index))
+        }),
+    }
+}
+
+/// Reads everything of one namespace, from inside it (the calling thread's namespace).
+fn read_here(state: &NsState, need: Needs, own_tables: &[String]) -> NsExtra {
+    let mut x = NsExtra::default();
+    let mut keys: Vec<String> = Vec::new();
+    if need.router {
+        keys.extend(ROUTER_KEYS.iter().map(|k| k.to_string()));
+        keys.extend(
+            state
+                .links
+                .iter()
+                .filter(|l| l.kind != LinkKind::Loopback)
+                .filter_map(|l| rp_key(&l.name)),
+        );
+    }
+    if need.bridge {
+        keys.extend(BRIDGE_KEYS.iter().map(|k| k.to_string()));
     }
     // Best effort, like the sysctls: a namespace whose neighbours cannot be listed counts 0.
     if let Ok(mut sock) = NlSocket::open() {
@@ -71,8 +101,45 @@ fn read_here(state: &NsState, own_tables: &[String]) -> NsExtra {
     if let Ok(mut nf) = NfSocket::open() {
         x.nft_tables = tables(&mut nf).unwrap_or_default();
         x.forward_drops = foreign_forward_drops(&mut nf, own_tables).unwrap_or_default();
+        match conntrack_stats(&mut nf) {
+            Some((count, max)) => {
+                x.sysctls
+                    .insert(CONNTRACK_KEYS[0].into(), count.to_string());
+                x.sysctls.insert(CONNTRACK_KEYS[1].into(), max.to_string());
+            }
+            None => keys.extend(CONNTRACK_KEYS.iter().map(|k| k.to_string())),
+        }
+    }
+    for k in keys {
+        if let Ok(v) = netns::read_sysctl(&k) {
+            x.sysctls.insert(k, v);
+        }
     }
     x
+}
+
+/// `NFNL_SUBSYS_CTNETLINK` and `IPCTNL_MSG_CT_GET_STATS` (`linux/netfilter/nfnetlink.h`,
+/// `linux/netfilter/nfnetlink_conntrack.h`).
+const NFNL_SUBSYS_CTNETLINK: u16 = 1;
+const IPCTNL_MSG_CT_GET_STATS: u16 = 5;
+/// `CTA_STATS_GLOBAL_ENTRIES`, `CTA_STATS_GLOBAL_MAX_ENTRIES`.
+const CTA_STATS_GLOBAL_ENTRIES: u16 = 1;
+const CTA_STATS_GLOBAL_MAX_ENTRIES: u16 = 2;
+
+/// This namespace's conntrack entries and the maximum, over ctnetlink: equivalent to
+/// `conntrack -C` and `sysctl net.netfilter.nf_conntrack_max`.
+fn conntrack_stats(nf: &mut NfSocket) -> Option<(u64, u64)> {
+    let m = Msg::new(
+        (NFNL_SUBSYS_CTNETLINK << 8) | IPCTNL_MSG_CT_GET_STATS,
+        1,
+        family::NFPROTO_UNSPEC,
+        0,
+    );
+    let answer = nf.get(&m).ok()??;
+    let r = wire::received(&answer)?;
+    let count = wire::attr(r.attrs, CTA_STATS_GLOBAL_ENTRIES).and_then(wire::be32)?;
+    let max = wire::attr(r.attrs, CTA_STATS_GLOBAL_MAX_ENTRIES).and_then(wire::be32)?;
+    Some((u64::from(count), u64::from(max)))
 }
 
 /// Neighbour entries that count against `gc_thresh3`: all but permanent and NOARP ones.
@@ -273,8 +340,17 @@ pub fn gather(snap: &Snapshot, reg: &Registry) -> Result<Extra, DoctorError> {
         .keys()
         .map(|l| crate::firewall::table_name(l))
         .collect();
+    // Gateways: the addresses other namespaces route through.
+    let gateways: BTreeSet<std::net::IpAddr> = std::iter::once(&snap.host)
+        .chain(
+            snap.namespaces
+                .values()
+                .filter_map(|n| n.state.as_ref().ok()),
+        )
+        .flat_map(|st| st.routes.iter().filter_map(|r| r.via))
+        .collect();
     let host = std::thread::scope(|s| {
-        s.spawn(|| read_here(&snap.host, &own))
+        s.spawn(|| read_here(&snap.host, needs(&snap.host, &gateways), &own))
             .join()
             .map_err(|_| NetnsError::Worker)
     })?;
@@ -290,7 +366,9 @@ pub fn gather(snap: &Snapshot, reg: &Registry) -> Result<Extra, DoctorError> {
         }
     }
     let refs: Vec<&OwnedFd> = fds.iter().collect();
-    let read = netns::run_in_each(&refs, |i| read_here(names[i].1, &own))?;
+    let read = netns::run_in_each(&refs, |i| {
+        read_here(names[i].1, needs(names[i].1, &gateways), &own)
+    })?;
     let mut namespaces = BTreeMap::new();
     for ((name, _), r) in names.into_iter().zip(read) {
         let Ok(mut x) = r else { continue };
