@@ -340,8 +340,15 @@ pub(crate) fn lost_peers(snap: &Snapshot, pairs: &Pairs<'_>) -> Vec<Finding> {
             continue;
         }
         let elsewhere = e.link.peer_netnsid.is_some();
+        // A lab's veth must end in one of the lab's namespaces; a foreign one whose peer is in
+        // a namespace outside /run/netns is usually a container's, and only worth knowing.
+        let severity = if elsewhere && e.link.owner().is_none() {
+            Severity::Info
+        } else {
+            Severity::Warning
+        };
         out.push(
-            Finding::new("veth-peer-gone", Severity::Warning, e.label())
+            Finding::new("veth-peer-gone", severity, e.label())
                 .lab(e.link.owner())
                 .summary(if elsewhere {
                     format!("the peer of {} is in a namespace that is not in /run/netns (or is gone)", e.label())
