@@ -605,3 +605,28 @@ fn doctor_reads_the_neighbour_limits_in_pid_1s_namespace_when_it_may_else_from_t
     );
     assert_eq!(num(&t["gc_thresh3"]), want);
 }
+
+#[test]
+fn doctor_forwarding_off_on_a_nat_gateway_is_an_error_and_without_nat_is_not() {
+    // With NAT, the lab expects egress through the host: forwarding off there is an error once
+    // the host has a way out (a default route into the sandbox's "internet").
+    let sb = sandbox();
+    sb.plumb_ok(&["up", &example("egress.toml")]);
+    sb.sh_ok("ip route add default via 203.0.113.2 && sysctl -qw net.ipv4.ip_forward=0");
+    let r = doctor(&sb, &[], 1);
+    let f = finding(&r, "forwarding-off", "host");
+    assert_eq!(f["lab"], "egress", "{f:#}");
+    let routes: Vec<&str> = f["evidence"]
+        .as_object()
+        .expect("evidence")
+        .iter()
+        .filter(|(k, _)| k.starts_with("route_"))
+        .filter_map(|(_, v)| v.as_str())
+        .collect();
+    assert!(routes.contains(&"web: default via 10.90.0.1"), "{f:#}");
+    // Without NAT, members' default routes through the host promise no egress.
+    let (sb, _) = with_lab(STAR);
+    sb.sh_ok("ip link add up0 type veth peer name up1 && ip addr add 192.0.2.1/24 dev up0 && ip link set up0 up && ip link set up1 up && ip route add default via 192.0.2.2 && sysctl -qw net.ipv4.ip_forward=0");
+    let r = doctor(&sb, &[], 0);
+    assert!(of(&r, "forwarding-off").is_empty(), "{r:#}");
+}

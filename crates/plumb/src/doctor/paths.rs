@@ -49,6 +49,9 @@ struct Transit {
     via_if: u32,
     route: String,
     v6: bool,
+    /// Only because the gateway has a default route of its own (egress), no node of the
+    /// source's lab behind it.
+    egress_only: bool,
 }
 
 /// Routes whose gateway is another place that must forward the traffic: the destination
@@ -97,6 +100,7 @@ fn transits(ps: &[Place<'_>]) -> Vec<Transit> {
                         }
                     ),
                     v6: via.is_ipv6(),
+                    egress_only: !third,
                 });
             }
         }
@@ -118,6 +122,14 @@ pub(crate) fn forwarding(snap: &Snapshot, extra: &Extra) -> Vec<Finding> {
         };
         if x.num(key) != Some(0) {
             continue;
+        }
+        // A lab expects egress through a gateway only where it has NAT (plumb's table of the
+        // lab there); a foreign namespace's default route says it expects it anyway.
+        if let (true, Some(lab)) = (t.egress_only, ps[t.from].owner()) {
+            let table = format!("inet {}", crate::firewall::table_name(lab));
+            if !x.nft_tables.contains(&table) {
+                continue;
+            }
         }
         let from = ps[t.from].name;
         if let Some(f) = out.iter_mut().find(|f| {
