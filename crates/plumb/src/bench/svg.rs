@@ -231,3 +231,43 @@ pub fn render(r: &Report) -> String {
     s.push_str("</svg>\n");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ControlRow, HopRow};
+    use super::*;
+
+    #[test]
+    fn render_has_a_bar_per_row_and_escapes_nothing_raw() {
+        let row = |hops, path| HopRow {
+            hops,
+            path,
+            pings: 10,
+            lost: 0,
+            rtt_median_us: 12.5,
+            rtt_p99_us: 30.0,
+            stream_bytes: 1,
+            throughput_mbit_s: 9000.0,
+        };
+        let r = Report {
+            version: 1,
+            hops: vec![
+                row(0, "loopback"),
+                row(1, "veth"),
+                row(1, "bridge"),
+                row(2, "routed"),
+            ],
+            control: vec![ControlRow {
+                n: 10,
+                up_s: [0.1; 4],
+                noop_up_s: 0.01,
+                per_object_us: [900.0, 500.0, 30.0, 40.0],
+            }],
+        };
+        let s = render(&r);
+        assert!(s.starts_with("<svg") && s.trim_end().ends_with("</svg>"));
+        assert_eq!(s.matches("<rect x=").count(), 2 * 4 + 4);
+        assert_eq!(s.matches("<svg").count(), 1);
+        assert!(s.contains(">1 bridge<") && s.contains(">N=10<"));
+    }
+}

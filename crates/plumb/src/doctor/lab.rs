@@ -5,12 +5,20 @@
 //! findings, the rest one "incomplete" finding.
 
 use super::{Finding, Severity};
-use crate::inspect::Snapshot;
-use crate::model::Topology;
+use crate::inspect::{NsState, Snapshot};
+use crate::model::{NodeRef, Topology};
 use crate::plan::{self, Step};
 
 /// How many pending steps a finding lists.
 const LISTED: usize = 12;
+
+/// What the snapshot has of `node`, if it exists.
+fn seen<'a>(snap: &'a Snapshot, node: &NodeRef) -> Option<&'a NsState> {
+    match node {
+        NodeRef::Host => Some(&snap.host),
+        NodeRef::Ns(n) => snap.namespaces.get(n).and_then(|ns| ns.state.as_ref().ok()),
+    }
+}
 
 /// Findings of lab `topo` against `snap` (read as `plumb up` reads it: with the sysctls the
 /// file sets, see [`crate::lab::snapshot_for`]).
@@ -33,7 +41,12 @@ pub fn lab_findings(topo: &Topology, snap: &Snapshot) -> Vec<Finding> {
     let mut rest: Vec<&Step> = Vec::new();
     for s in &p.steps {
         match s {
-            Step::SetLink { node, name, set, .. } if set.up == Some(true) => out.push(
+            // Symptoms of objects that exist; what is missing altogether is "incomplete".
+            Step::SetLink { node, name, set, .. }
+                if set.up == Some(true)
+                    && seen(snap, node).and_then(|st| st.link(name)).is_some_and(|l| !l.up) =>
+            {
+                out.push(
                 Finding::new("interface-down", Severity::Error, format!("{node}/{name}"))
                     .lab(Some(lab))
                     .summary(format!("{name} in {node} is down, and lab {lab} declares it up"))
@@ -41,16 +54,25 @@ pub fn lab_findings(topo: &Topology, snap: &Snapshot) -> Vec<Finding> {
                     .with("admin_state", "down")
                     .why("a down interface carries nothing, and the kernel drops every route through it")
                     .fix(format!("`plumb up` the lab's file again ({s})")),
-            ),
-            Step::AddRoute { node, route, .. } if route.dst.prefix_len() == 0 => out.push(
+                )
+            }
+            Step::AddRoute { node, route, .. }
+                if route.dst.prefix_len() == 0 && seen(snap, node).is_some() =>
+            {
+                out.push(
                 Finding::new("no-default-route", Severity::Error, node.to_string())
                     .lab(Some(lab))
                     .summary(format!("{node} has no default route, and lab {lab} expects egress through {}", route.via.map_or("its gateway".to_string(), |v| v.to_string())))
                     .with("expected", route.to_string())
                     .why("without a default route a node reaches only its own subnets: its egress (NAT, the internet, other networks) fails with \"Network is unreachable\"")
                     .fix(format!("`plumb up` the lab's file again ({s})")),
-            ),
-            Step::Sysctl { node, key, value, prev } if key.ends_with("forwarding") || key.ends_with("ip_forward") => out.push(
+                )
+            }
+            Step::Sysctl { node, key, value, prev }
+                if (key.ends_with("forwarding") || key.ends_with("ip_forward"))
+                    && seen(snap, node).is_some() =>
+            {
+                out.push(
                 Finding::new("forwarding-off", Severity::Error, node.to_string())
                     .lab(Some(lab))
                     .summary(format!("{key} is {} in {node}, and lab {lab} needs {value}", prev.as_deref().unwrap_or("unset")))
@@ -59,7 +81,8 @@ pub fn lab_findings(topo: &Topology, snap: &Snapshot) -> Vec<Finding> {
                     .with("wanted", value.as_str())
                     .why("without forwarding the node drops every packet that is not for itself: the lab's routed or NAT'd traffic stops there")
                     .fix(format!("`plumb up` the lab's file again ({s})")),
-            ),
+                )
+            }
             other => rest.push(other),
         }
     }

@@ -159,3 +159,34 @@ fn veth_pairs_by_index_both_ways() {
     // (2, peer 3).
     assert_eq!(p.peer_of("r", "y0").map(|e| e.label()), Some("b/e0".into()));
 }
+
+#[test]
+fn lab_missing_entirely_is_one_incomplete_finding_with_its_steps() {
+    let topo = crate::model::parse_toml(
+        "name = \"two\"\n[nodes.a.interfaces.e0]\naddresses = [\"10.9.0.1/24\"]\n[nodes.b.interfaces.e0]\naddresses = [\"10.9.0.2/24\"]\n[[links]]\nendpoints = [\"a:e0\", \"b:e0\"]\n",
+        "two.toml",
+    )
+    .expect("loads");
+    let f = lab_findings(&topo, &Snapshot::default());
+    assert_eq!(f.len(), 1, "{f:#?}");
+    assert_eq!(f[0].check, "lab-incomplete");
+    assert_eq!(f[0].evidence["pending create-netns"], Value::Number(2));
+    let Value::Text(steps) = &f[0].evidence["first_steps"] else {
+        panic!("steps: {f:#?}")
+    };
+    assert!(steps.contains("ip netns add a"), "{steps}");
+}
+
+#[test]
+fn mtu_differences_between_veth_ends_are_found_once() {
+    let mut snap = chain();
+    if let Some(NamedNs { state: Ok(st), .. }) =
+        snap.namespaces.get_mut(&NsName::new("b").expect("name"))
+    {
+        st.links[1].mtu = 1400;
+    }
+    let f = diagnose(&snap, &Extra::default(), &[]);
+    let m: Vec<_> = f.iter().filter(|f| f.check == "mtu-mismatch").collect();
+    assert_eq!(m.len(), 1, "{f:#?}");
+    assert_eq!(m[0].object, "b/e0 <-> r/y0");
+}
