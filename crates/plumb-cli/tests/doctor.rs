@@ -516,14 +516,15 @@ fn doctor_foreign_forward_drop_chain_is_an_error() {
 fn doctor_lab_nodes_without_firewall_are_info() {
     let (sb, _) = with_lab(STAR);
     let r = doctor(&sb, &["star"], 0);
-    let f = of(&r, "no-firewall");
-    let mut objects: Vec<&str> = f
-        .iter()
-        .map(|f| f["object"].as_str().expect("object"))
-        .collect();
-    objects.sort();
-    assert_eq!(objects, ["db", "web"], "{r:#}");
-    assert!(f.iter().all(|f| f["severity"] == "info"));
+    let f = finding(&r, "no-firewall", "lab star");
+    assert_eq!(f["severity"], "info");
+    assert_eq!(num(&f["evidence"]["nodes_without_firewall"]), 2, "{f:#}");
+    assert_eq!(f["evidence"]["nodes"], "db web", "{f:#}");
+    // A node that gets a firewall is no longer listed.
+    sb.run_ok(&["ip", "netns", "exec", "web", "nft", "add table inet mine"]);
+    let r = doctor(&sb, &["star"], 0);
+    let f = finding(&r, "no-firewall", "lab star");
+    assert_eq!(f["evidence"]["nodes"], "db", "{f:#}");
 }
 
 #[test]

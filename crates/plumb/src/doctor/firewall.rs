@@ -45,26 +45,40 @@ pub(crate) fn foreign_drops(snap: &Snapshot, extra: &Extra) -> Vec<Finding> {
     out
 }
 
-/// Lab namespaces with no nftables table at all.
+/// How many node names a finding lists.
+const LISTED: usize = 20;
+
+/// Lab namespaces with no nftables table at all: one finding per lab.
 pub(crate) fn unprotected(snap: &Snapshot, extra: &Extra) -> Vec<Finding> {
-    let mut out = Vec::new();
+    let mut by_lab: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
     for p in places(snap, extra) {
         let (Some(lab), Some(x)) = (p.owner(), p.extra) else {
             continue;
         };
-        if !x.nft_tables.is_empty() {
-            continue;
+        if x.nft_tables.is_empty() {
+            by_lab.entry(lab).or_default().push(p.name);
+        }
+    }
+    let mut out = Vec::new();
+    for (lab, nodes) in by_lab {
+        let mut listed = nodes
+            .iter()
+            .take(LISTED)
+            .copied()
+            .collect::<Vec<_>>()
+            .join(" ");
+        if nodes.len() > LISTED {
+            listed.push_str(" …");
         }
         out.push(
-            Finding::new("no-firewall", Severity::Info, p.name)
+            Finding::new("no-firewall", Severity::Info, format!("lab {lab}"))
                 .lab(Some(lab))
-                .summary(format!("node {} of lab {lab} has no firewall at all", p.name))
+                .summary(format!("{} node(s) of lab {lab} have no firewall at all", nodes.len()))
+                .with("nodes_without_firewall", nodes.len())
+                .with("nodes", listed)
                 .with("nft_tables", 0u64)
                 .why("a network namespace isolates addresses and routes, not services: anything listening in it is reachable from every namespace that can route to it (the hardening section of container networking: firewalls inside namespaces and on the host)")
-                .fix(format!(
-                    "give the node a firewall in the lab's file: [nodes.NODE.firewall] ingress = \"deny\", allow = [\"icmp\", ...] (NODE as the file names {})",
-                    p.name
-                )),
+                .fix("give the nodes a firewall in the lab's file: [nodes.NODE.firewall] ingress = \"deny\", allow = [\"icmp\", ...] (a range such as [nodes.\"c[1..100]\".firewall] covers many)"),
         );
     }
     out

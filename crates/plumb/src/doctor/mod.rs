@@ -245,9 +245,9 @@ pub(crate) struct Place<'a> {
     pub extra: Option<&'a NsExtra>,
 }
 
-impl Place<'_> {
+impl<'a> Place<'a> {
     /// The lab that owns this namespace (never the host).
-    pub fn owner(&self) -> Option<&str> {
+    pub fn owner(&self) -> Option<&'a str> {
         self.ns.and_then(|_| self.state.owner())
     }
 }
