@@ -393,6 +393,38 @@ fn doctor_mtu_mismatch_on_a_veth_is_a_warning() {
     mtus.sort();
     assert_eq!(mtus, vec![1400, 1500], "{f:#?}");
     assert!(ev.contains_key("mtu web/eth0"), "{f:#?}");
+    // A bridge port with another MTU than its bridge (or than the others: the kernel may
+    // lower the bridge to its smallest port); what doctor reports is what `ip` shows.
+    let port = sb
+        .links(None)
+        .into_iter()
+        .find(|l| l["master"] == "plumb0")
+        .and_then(|l| l["ifname"].as_str().map(str::to_owned))
+        .expect("a port of plumb0");
+    sb.run_ok(&["ip", "link", "set", &port, "mtu", "1300"]);
+    let links = sb.links(None);
+    let bridge_mtu = links
+        .iter()
+        .find(|l| l["ifname"] == "plumb0")
+        .map(|l| num(&l["mtu"]))
+        .expect("plumb0");
+    let differing: Vec<String> = links
+        .iter()
+        .filter(|l| l["master"] == "plumb0" && num(&l["mtu"]) != bridge_mtu)
+        .map(|l| format!("{}={}", l["ifname"].as_str().expect("name"), num(&l["mtu"])))
+        .collect();
+    assert!(
+        !differing.is_empty(),
+        "the ports all have the bridge's MTU: {links:#?}"
+    );
+    let r = doctor(&sb, &["star"], 0);
+    let f = finding(&r, "mtu-mismatch", "host/plumb0");
+    assert_eq!(num(&f["evidence"]["bridge_mtu"]), bridge_mtu, "{f:#}");
+    assert_eq!(
+        f["evidence"]["ports_differing"],
+        differing.join(" "),
+        "{f:#}"
+    );
 }
 
 #[test]
