@@ -32,6 +32,11 @@ enum Command {
     Ls(cmd::ls::Args),
     /// Show a lab: nodes, interfaces, addresses, routes, veth peers, bridge ports.
     Show(cmd::show::Args),
+    /// Every network namespace on the machine and the other end of every veth, as a tree, JSON
+    /// or a picture; or one interface explained in a sentence.
+    Inspect(cmd::inspect::Args),
+    /// Network namespaces: list them with what holds each; name unnamed ones in /run/netns.
+    Ns(cmd::ns::Args),
     /// Run a command inside a node, as `ip netns exec` does.
     Exec(cmd::exec::Args),
     /// Remove labs whose last change was interrupted (a crash, a kill).
@@ -42,6 +47,10 @@ enum Command {
     Check(cmd::check::Args),
     /// Send one ICMP echo from a node of a lab to another node, from inside the first.
     Ping(cmd::ping::Args),
+    /// Capture packets on interfaces of any namespaces at once, as lines or into one pcapng file.
+    Capture(cmd::capture::Args),
+    /// Send one probe between two nodes of a lab and show its journey hop by hop.
+    Trace(cmd::trace::Args),
     /// Diagnose container networking: shared limits, forwarding, MTUs, peers, firewalls, labs against their files.
     Doctor(cmd::doctor::Args),
     /// Measure latency and throughput per namespace crossing, and the control plane's cost per object.
@@ -83,11 +92,15 @@ fn main() -> ExitCode {
         Command::Down(a) => cmd::down::run(a),
         Command::Ls(a) => cmd::ls::run(a),
         Command::Show(a) => cmd::show::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Ns(a) => cmd::ns::run(a),
         Command::Exec(a) => cmd::exec::run(a),
         Command::Gc(a) => cmd::gc::run(a),
         Command::Sandbox(a) => cmd::sandbox::run(a),
         Command::Check(a) => cmd::check::run(a),
         Command::Ping(a) => cmd::ping::run(a),
+        Command::Capture(a) => cmd::capture::run(a),
+        Command::Trace(a) => cmd::trace::run(a),
         Command::Doctor(a) => cmd::doctor::run(a),
         Command::Bench(a) => cmd::bench::run(a),
         Command::Completions(a) => cmd::completions::run(a),

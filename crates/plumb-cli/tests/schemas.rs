@@ -30,8 +30,10 @@ const SCHEMAS: &[&str] = &[
     "bench.v1.json",
     "check.v1.json",
     "doctor.v1.json",
+    "inspect.v1.json",
     "ls.v2.json",
     "show.v2.json",
+    "trace.v1.json",
     "up.v2.json",
 ];
 

@@ -26,7 +26,10 @@
 //!   the sandbox.
 //! - [`probe`]: reachability probes for `check` and `ping`: only to the lab's own addresses,
 //!   bounded in count and time, run on throwaway threads inside the source node.
-//! - [`sys`]: the only module allowed `unsafe`: `unshare` and friends.
+//! - [`capture`]: `AF_PACKET` rings inside any namespaces, filters compiled to classic BPF,
+//!   pcapng, one line per packet; [`trace`]: one probe's journey hop by hop, with NAT rewrites
+//!   and the nftables rule that dropped it.
+//! - [`sys`]: the only module allowed `unsafe`: `unshare`, `AF_PACKET` rings and friends.
 //!
 //! Errors: one enum per module that names the object and the operation and keeps the errno,
 //! gathered into [`Error`].
@@ -35,6 +38,7 @@
 
 pub mod apply;
 pub mod bench;
+pub mod capture;
 pub mod doctor;
 #[cfg(feature = "fault-injection")]
 mod fault;
@@ -49,6 +53,7 @@ pub mod ownership;
 pub mod plan;
 pub mod probe;
 pub mod sys;
+pub mod trace;
 
 /// Any error of the library.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,8 @@ const HINT_MAX: usize = 8;
 #[derive(clap::Args)]
 pub struct Args {
     /// The node: a name in /run/netns, LAB:NODE (a node of a lab as its file names it), an
-    /// absolute path to an nsfs file, pid:PID, or host.
+    /// absolute path to an nsfs file, pid:PID, host, a container (docker:ID, podman:ID,
+    /// container:ID…) or net:[INODE] (see `plumb ns ls`).
     node: String,
     /// The command and its arguments; everything after NODE belongs to it (`--` before it is
     /// optional).
@@ -63,6 +64,32 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
 /// `prefix` is not named as its node is): a namespace literally named `LAB:NODE` wins. A name
 /// that is neither is an error whose hint lists the labs' nodes of that name (or those present).
 pub fn ns_ref(reg: &Registry, arg: &str) -> anyhow::Result<NsRef> {
+    // A container (`docker:ID`, `podman:ID`, `container:ID`, `docker-sandbox:ID`) or an inode
+    // (`net:[ID]`): found among every namespace on the machine.
+    let by_discovery = [
+        "docker:",
+        "containerd:",
+        "cri-o:",
+        "podman:",
+        "container:",
+        "docker-sandbox:",
+        "net:[",
+    ];
+    if by_discovery.iter().any(|p| arg.starts_with(p)) {
+        let d = plumb::inspect::discover::discover(&plumb::inspect::discover::Roots::default());
+        return match d.find(arg).as_slice() {
+            [one] => Ok(NsRef::Path(one.open_path.clone())),
+            [] => anyhow::bail!("no network namespace `{arg}` on this machine (see `plumb ns ls`)"),
+            many => anyhow::bail!(
+                "`{arg}` names {} namespaces: {}",
+                many.len(),
+                many.iter()
+                    .map(|f| f.label())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+    }
     let parsed = NsRef::parse(arg).with_context(|| {
         format!("`{arg}` is not a node (a name, LAB:NODE, an absolute path, pid:PID or host)")
     })?;

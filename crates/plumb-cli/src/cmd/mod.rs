@@ -1,17 +1,21 @@
 //! One file per subcommand.
 
 pub mod bench;
+pub mod capture;
 pub mod check;
 pub mod completions;
 pub mod doctor;
 pub mod down;
 pub mod exec;
 pub mod gc;
+pub mod inspect;
 pub mod ls;
 pub mod man;
+pub mod ns;
 pub mod ping;
 pub mod sandbox;
 pub mod show;
+pub mod trace;
 pub mod up;
 
 use std::io::IsTerminal;

@@ -1,15 +1,24 @@
 //! Read-only views of kernel network state: the [`Snapshot`] that `plan` diffs against, and the
 //! whole-lab view ([`lab::LabView`]) that `show` prints (and later `inspect` and `doctor`).
 //!
+//! [`machine`] reads every network namespace on the machine, whatever holds it ([`discover`]),
+//! with each veth's other end resolved across namespaces: what `plumb inspect` shows ([`view`],
+//! drawn by [`render`]).
+//!
 //! A snapshot never changes the kernel. Reading a foreign namespace enters it on a short-lived
 //! thread and opens a socket there; nothing plumb does not own is ever modified. The netlink
 //! layer decodes each object into its own types ([`LinkState`], [`AddrState`], [`RouteState`]);
 //! this module aggregates them per namespace and attributes them to labs through
 //! [`crate::ownership`].
 
+pub mod discover;
 pub mod lab;
 mod machine;
+mod procfs;
+pub mod render;
 mod snapshot;
+pub mod view;
+mod world;
 
 use std::collections::BTreeMap;
 
@@ -20,6 +29,8 @@ pub use crate::netlink::link::{LinkKind, LinkState};
 pub use crate::netlink::route::RouteState;
 pub use machine::KernelMachine;
 pub use snapshot::{snapshot, Depth, InspectError};
+pub use view::MachineView;
+pub use world::{machine, MachineError};
 
 use crate::model::names::NsName;
 use crate::ownership::{self, Tag};

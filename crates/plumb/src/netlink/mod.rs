@@ -23,7 +23,10 @@
 
 pub(crate) mod ack;
 pub mod addr;
+mod dump;
+mod error;
 pub mod link;
+pub mod neigh;
 pub mod nsid;
 pub mod route;
 
@@ -37,56 +40,8 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
 
 pub use ack::{Ack, NLMSG_DONE, NLMSG_ERROR};
-
-/// A netlink request failed, or the socket did.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum NetlinkError {
-    /// Opening or using the socket failed.
-    #[error("netlink {op}: {source}")]
-    Socket {
-        /// `open`, `send`, `recv`.
-        op: &'static str,
-        /// Why.
-        #[source]
-        source: io::Error,
-    },
-    /// The kernel refused a request.
-    #[error("{errno}{}", ext.as_deref().map(|m| format!(" ({m})")).unwrap_or_default())]
-    Kernel {
-        /// The errno, typed (`raw_os_error()` gives the number).
-        #[source]
-        errno: io::Error,
-        /// The kernel's extended-ack message, if it sent one.
-        ext: Option<String>,
-    },
-    /// A reply could not be decoded.
-    #[error("cannot decode a netlink reply: {0}")]
-    Decode(String),
-    /// A dump was interrupted by concurrent changes more times than plumb retries.
-    #[error("the kernel's table kept changing while it was read ({0} attempts)")]
-    DumpInterrupted(usize),
-}
-
-impl NetlinkError {
-    /// The errno of a kernel refusal or socket failure.
-    pub fn errno(&self) -> Option<i32> {
-        match self {
-            NetlinkError::Kernel { errno, .. } | NetlinkError::Socket { source: errno, .. } => {
-                errno.raw_os_error()
-            }
-            NetlinkError::Decode(_) => None,
-            NetlinkError::DumpInterrupted(_) => Some(libc::EINTR),
-        }
-    }
-
-    pub(crate) fn kernel(errno: i32, ext: Option<String>) -> Self {
-        NetlinkError::Kernel {
-            errno: io::Error::from_raw_os_error(errno),
-            ext,
-        }
-    }
-}
+pub use dump::DumpReader;
+pub use error::NetlinkError;
 
 /// One request: a message and the header flags it needs besides `NLM_F_REQUEST | NLM_F_ACK`.
 pub type Request = (RouteNetlinkMessage, u16);
@@ -125,53 +80,6 @@ pub fn is_gone_errno(errno: i32) -> bool {
     )
 }
 
-/// Collects the answer to one dump, datagram by datagram.
-#[derive(Debug)]
-pub struct DumpReader {
-    seq: u32,
-    /// The messages of the answer so far.
-    pub replies: Vec<RouteNetlinkMessage>,
-    /// The kernel marked a message `NLM_F_DUMP_INTR`: the table changed while it was read,
-    /// so the answer mixes two states and must be read again.
-    pub interrupted: bool,
-}
-
-impl DumpReader {
-    /// A reader for the dump sent with sequence number `seq`.
-    pub fn new(seq: u32) -> Self {
-        DumpReader {
-            seq,
-            replies: Vec::new(),
-            interrupted: false,
-        }
-    }
-
-    /// Reads one datagram; `Ok(true)` once the dump is complete. Messages of other sequence
-    /// numbers are ignored.
-    pub fn feed(&mut self, datagram: &[u8]) -> Result<bool, NetlinkError> {
-        for (hdr, bytes) in ack::messages(datagram) {
-            if hdr.seq != self.seq {
-                continue;
-            }
-            self.interrupted |= hdr.flags & NLM_F_DUMP_INTR != 0;
-            match ack::decode(hdr, bytes) {
-                Ack::Done { code: 0, .. } | Ack::Error { code: 0, .. } => return Ok(true),
-                Ack::Done { code, ext } | Ack::Error { code, ext, .. } => {
-                    return Err(NetlinkError::kernel(-code, ext))
-                }
-                Ack::Other => {
-                    let m = NetlinkMessage::<RouteNetlinkMessage>::deserialize(bytes)
-                        .map_err(|e| NetlinkError::Decode(e.to_string()))?;
-                    if let NetlinkPayload::InnerMessage(inner) = m.payload {
-                        self.replies.push(inner);
-                    }
-                }
-            }
-        }
-        Ok(false)
-    }
-}
-
 /// A `NETLINK_ROUTE` socket bound to the namespace it was opened in.
 pub struct NlSocket {
     sock: Socket,
@@ -202,6 +110,12 @@ impl Drop for RecvBuf {
     fn drop(&mut self) {
         let v = std::mem::take(&mut self.0);
         RECV_BUF.with(|b| b.set(v));
+    }
+}
+
+impl std::os::fd::AsFd for NlSocket {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.sock)
     }
 }
 
@@ -643,73 +557,4 @@ impl NlSocket {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use netlink_packet_route::link::LinkMessage;
-
-    #[test]
-    fn replay_kind_classifies_creates_deletes_and_changes() {
-        let m = RouteNetlinkMessage::NewLink(LinkMessage::default());
-        assert_eq!(replay_kind(&m, NLM_F_CREATE | NLM_F_EXCL), Replay::Create);
-        assert_eq!(replay_kind(&m, 0), Replay::Same);
-        let d = RouteNetlinkMessage::DelLink(LinkMessage::default());
-        assert_eq!(replay_kind(&d, 0), Replay::Delete);
-    }
-
-    /// A dump reply as the kernel sends it: one `RTM_NEWLINK` (flags as given) then `NLMSG_DONE`.
-    fn dump_datagram(seq: u32, flags: u16) -> Vec<u8> {
-        let mut link = LinkMessage::default();
-        link.header.index = 1;
-        link.attributes
-            .push(netlink_packet_route::link::LinkAttribute::IfName(
-                "lo".into(),
-            ));
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = seq;
-        let mut m = NetlinkMessage::new(
-            header,
-            NetlinkPayload::from(RouteNetlinkMessage::NewLink(link)),
-        );
-        m.finalize();
-        let mut out = vec![0; m.buffer_len()];
-        m.serialize(&mut out);
-        // NLMSG_DONE with a 0 error code.
-        let mut done = Vec::new();
-        done.extend_from_slice(&20u32.to_ne_bytes());
-        done.extend_from_slice(&NLMSG_DONE.to_ne_bytes());
-        done.extend_from_slice(&(flags & NLM_F_DUMP_INTR | 2).to_ne_bytes());
-        done.extend_from_slice(&seq.to_ne_bytes());
-        done.extend_from_slice(&0u32.to_ne_bytes());
-        done.extend_from_slice(&0i32.to_ne_bytes());
-        out.extend_from_slice(&done);
-        out
-    }
-
-    #[test]
-    fn dump_reader_collects_until_done_and_notices_dump_intr() {
-        let mut r = DumpReader::new(5);
-        assert!(r.feed(&dump_datagram(5, 2)).unwrap());
-        assert_eq!(r.replies.len(), 1);
-        assert!(!r.interrupted);
-        let mut r = DumpReader::new(5);
-        assert!(r.feed(&dump_datagram(5, 2 | NLM_F_DUMP_INTR)).unwrap());
-        assert!(
-            r.interrupted,
-            "NLM_F_DUMP_INTR must make the dump be read again"
-        );
-        // Another request's messages are not part of this dump.
-        let mut r = DumpReader::new(6);
-        assert!(!r.feed(&dump_datagram(5, 2)).unwrap());
-        assert!(r.replies.is_empty());
-    }
-
-    #[test]
-    fn errno_is_kept_typed() {
-        let e = NetlinkError::kernel(libc::EEXIST, Some("File exists".into()));
-        assert_eq!(e.errno(), Some(libc::EEXIST));
-        assert!(e.to_string().contains("File exists"));
-        assert!(is_gone_errno(libc::ENODEV));
-        assert!(!is_gone_errno(libc::EPERM));
-    }
-}
+mod tests;

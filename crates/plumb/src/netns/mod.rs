@@ -8,6 +8,8 @@
 //! - No thread that entered another namespace is ever reused for other work: each batch of
 //!   work runs on a scoped thread that ends with it.
 
+pub mod linked;
+
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};

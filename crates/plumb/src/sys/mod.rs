@@ -6,6 +6,8 @@
 //! threads); callers that change a thread's network namespace do so on a thread they own and end.
 #![allow(unsafe_code)]
 
+pub mod packet;
+
 use std::fs;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
@@ -32,6 +34,43 @@ pub fn setns_net(fd: impl AsFd) -> io::Result<()> {
 /// Opens the calling thread's current network namespace (`/proc/thread-self/ns/net`).
 pub fn open_current_net() -> io::Result<OwnedFd> {
     Ok(fs::File::open("/proc/thread-self/ns/net")?.into())
+}
+
+/// Whether `fd` is a network namespace file (`ioctl(fd, NS_GET_NSTYPE) == CLONE_NEWNET`): a
+/// descriptor opened through a bind mount reads as a path, not `net:[…]`, in `/proc/PID/fd`.
+pub fn is_net_namespace(fd: impl AsFd) -> bool {
+    /// `NS_GET_NSTYPE` from `<linux/nsfs.h>`: `_IO(0xb7, 0x3)`.
+    const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
+    let fd = fd.as_fd();
+    // SAFETY: NS_GET_NSTYPE takes no argument and only reads the descriptor's namespace type;
+    // on any other file it fails with ENOTTY. The descriptor is borrowed for the call.
+    let r = unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&fd), NS_GET_NSTYPE) };
+    r == libc::CLONE_NEWNET
+}
+
+/// The network namespace cookie of the namespace a socket belongs to (`SO_NETNS_COOKIE`,
+/// Linux 5.14 and later): a 64-bit identity the kernel never reuses while it runs.
+pub fn netns_cookie(sock: impl AsFd) -> io::Result<u64> {
+    /// `SO_NETNS_COOKIE` from `<asm-generic/socket.h>`.
+    const SO_NETNS_COOKIE: libc::c_int = 71;
+    let mut cookie: u64 = 0;
+    let mut len = std::mem::size_of::<u64>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `cookie`, a u64 that lives across the
+    // call; the descriptor is borrowed for the call.
+    let r = unsafe {
+        libc::getsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(&sock.as_fd()),
+            libc::SOL_SOCKET,
+            SO_NETNS_COOKIE,
+            std::ptr::addr_of_mut!(cookie).cast(),
+            &mut len,
+        )
+    };
+    if r == 0 {
+        Ok(cookie)
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Bind-mounts `source` onto `target` (`mount --bind`).
