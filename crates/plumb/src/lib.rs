@@ -7,7 +7,7 @@
 //!   that cannot leave `/run/netns`); every error carries its line and column. No I/O on the kernel.
 //! - [`doctor`]: findings (severity, object, evidence, why, fix) computed as pure functions of
 //!   an [`inspect::Snapshot`] and a few extra reads, and a lab against its file through the
-//!   diff `up` would apply; [`bench`]: latency and throughput per namespace crossing and the
+//!   diff `up` would apply; [`bench`](mod@bench): latency and throughput per namespace crossing and the
 //!   control plane's cost per object, on labs it builds and removes.
 //! - [`lab`]: whole-lab operations (`up`, `down`, `gc`, `list`, `view`) under the per-lab lock
 //!   and journal: the API the CLI calls.

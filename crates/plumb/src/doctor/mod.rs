@@ -10,7 +10,7 @@
 //!   says why it matters and how to fix it; [`Severity::Error`] means traffic is (or is about to
 //!   be) lost;
 //! - the neighbour table's limits are shared by every namespace and visible only from the
-//!   root namespace: [`read`] enters pid 1's namespace on a throwaway thread when it may, asks
+//!   root namespace: `read` enters pid 1's namespace on a throwaway thread when it may, asks
 //!   the kernel's neighbour-table dump otherwise, and says when it fell back to the defaults.
 //!
 //! Files: `read` (the extra reads), `peers` (veth pairs across namespaces), `limits`
