@@ -72,7 +72,7 @@ pub struct Options {
 
 /// The most hops the routed chain may have (its links are `10.202.0.0/30` … `10.202.63.0/30`).
 pub const MAX_HOPS: u32 = 64;
-/// The largest control-plane lab (its /31 pairs live in `10.210.0.0/15`… kept to one /16).
+/// The largest control-plane lab: its /31 pairs, two addresses each, fit in `10.210.0.0/16`.
 pub const MAX_CONTROL: usize = 30000;
 
 /// One row: a path of some hop count.
