@@ -51,6 +51,10 @@ enum Command {
     Capture(cmd::capture::Args),
     /// Send one probe between two nodes of a lab and show its journey hop by hop.
     Trace(cmd::trace::Args),
+    /// Diagnose container networking: shared limits, forwarding, MTUs, peers, firewalls, labs against their files.
+    Doctor(cmd::doctor::Args),
+    /// Measure latency and throughput per namespace crossing, and the control plane's cost per object.
+    Bench(cmd::bench::Args),
     /// Print a shell completion script for bash, zsh or fish.
     Completions(cmd::completions::Args),
     /// Print plumb's manual page (roff), or write one page per command into a directory.
@@ -102,6 +106,8 @@ fn main() -> ExitCode {
         Command::Ping(a) => cmd::ping::run(a),
         Command::Capture(a) => cmd::capture::run(a),
         Command::Trace(a) => cmd::trace::run(a),
+        Command::Doctor(a) => cmd::doctor::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
         Command::Completions(a) => cmd::completions::run(a),
         Command::Man(a) => cmd::man::run(a),
     };

@@ -27,7 +27,9 @@ const DRAFT_2020_12: &str = "https://json-schema.org/draft/2020-12/schema";
 
 /// The schema files, by the command whose output each describes.
 const SCHEMAS: &[&str] = &[
+    "bench.v1.json",
     "check.v1.json",
+    "doctor.v1.json",
     "inspect.v1.json",
     "ls.v2.json",
     "show.v2.json",

@@ -5,6 +5,10 @@
 //! - [`model`]: the topology file (TOML or JSON) → a validated, expanded [`model::Topology`].
 //!   Names are validated newtypes ([`model::names::IfName`] ≤ 15 bytes, [`model::names::NsName`]
 //!   that cannot leave `/run/netns`); every error carries its line and column. No I/O on the kernel.
+//! - [`doctor`]: findings (severity, object, evidence, why, fix) computed as pure functions of
+//!   an [`inspect::Snapshot`] and a few extra reads, and a lab against its file through the
+//!   diff `up` would apply; [`bench`](mod@bench): latency and throughput per namespace crossing and the
+//!   control plane's cost per object, on labs it builds and removes.
 //! - [`lab`]: whole-lab operations (`up`, `down`, `gc`, `list`, `view`) under the per-lab lock
 //!   and journal: the API the CLI calls.
 //! - [`plan`]: pure `diff(Topology, Snapshot) -> Plan` — a build phase whose every step can be
@@ -39,8 +43,10 @@
 #![deny(unsafe_code)]
 
 pub mod apply;
+pub mod bench;
 pub mod capture;
 pub mod cni;
+pub mod doctor;
 #[cfg(feature = "fault-injection")]
 mod fault;
 pub mod firewall;

@@ -1,9 +1,11 @@
 //! One file per subcommand.
 
+pub mod bench;
 pub mod capture;
 pub mod check;
 pub mod cni;
 pub mod completions;
+pub mod doctor;
 pub mod down;
 pub mod exec;
 pub mod gc;
