@@ -470,6 +470,36 @@ fn doctor_empty_namespace_without_process_is_leaked() {
 }
 
 #[test]
+fn doctor_empty_namespace_held_by_an_open_descriptor_is_not_leaked() {
+    let sb = sandbox();
+    sb.run_ok(&["ip", "netns", "add", "held"]);
+    // A process keeps the namespace open without being in it (as a runtime holding it does).
+    let mut holder = sb
+        .command(&[
+            "bash",
+            "-c",
+            "exec 7</run/netns/held; echo ready; exec sleep 600",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the holder");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("ready");
+    assert_eq!(line.trim(), "ready");
+    let r = doctor(&sb, &[], 0);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        of(&r, "leaked-namespace").is_empty(),
+        "a namespace someone holds open is in use: {r:#}"
+    );
+}
+
+#[test]
 fn doctor_duplicate_address_on_one_bridge_is_an_error() {
     let (sb, _) = with_lab(STAR);
     let db = sb.ipv4_addrs(Some("db"), "eth0");

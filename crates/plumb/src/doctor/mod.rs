@@ -212,7 +212,8 @@ pub struct NsExtra {
     pub nft_tables: Vec<String>,
     /// Base chains of tables other than plumb's on the forward hook with a drop policy.
     pub forward_drops: Vec<String>,
-    /// At least one process has this namespace as its network namespace.
+    /// Something besides its name holds it: a process or thread in it, an open descriptor,
+    /// another bind mount.
     pub has_process: bool,
 }
 

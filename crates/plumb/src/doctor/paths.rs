@@ -399,7 +399,7 @@ pub(crate) fn leaked(snap: &Snapshot, extra: &Extra) -> Vec<Finding> {
         out.push(
             Finding::new("leaked-namespace", if owner.is_some() { Severity::Info } else { Severity::Warning }, p.name)
                 .lab(owner)
-                .summary(format!("namespace {} holds nothing but lo, and no process runs in it", p.name))
+                .summary(format!("namespace {} holds nothing but lo, and nothing but its name holds it", p.name))
                 .with("interfaces", p.state.links.len())
                 .with("processes", 0u64)
                 .why("an empty namespace is usually left over from a container or a script that died; each one still costs kernel memory and a mount, and thousands slow every namespace operation")

@@ -315,22 +315,17 @@ fn dump_tables(sock: &mut NlSocket) -> Result<Vec<NeighTable>, NetlinkError> {
     )
 }
 
-/// The inodes of the network namespaces of every process this one may look at.
-fn process_namespaces() -> BTreeSet<u64> {
-    let mut out = BTreeSet::new();
-    let Ok(rd) = std::fs::read_dir("/proc") else {
-        return out;
-    };
-    for e in rd.flatten() {
-        let name = e.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        if let Ok(m) = std::fs::metadata(e.path().join("ns/net")) {
-            out.insert(m.ino());
-        }
-    }
-    out
+/// The namespaces something other than their name in `/run/netns` holds alive: a process or
+/// one of its threads, an open descriptor, another bind mount (inspect's discovery, which sees
+/// every holder; a namespace held only so is in use, not leaked).
+fn held_otherwise() -> BTreeSet<u64> {
+    use crate::inspect::discover::{self, Holder, Roots};
+    discover::discover(&Roots::default())
+        .namespaces
+        .into_iter()
+        .filter(|f| f.holders.iter().any(|h| !matches!(h, Holder::Named { .. })))
+        .map(|f| f.id)
+        .collect()
 }
 
 /// Reads what doctor needs besides `snap`: in the host and in each readable named namespace.
@@ -354,7 +349,7 @@ pub fn gather(snap: &Snapshot, reg: &Registry) -> Result<Extra, DoctorError> {
             .join()
             .map_err(|_| NetnsError::Worker)
     })?;
-    let with_procs = process_namespaces();
+    let with_procs = held_otherwise();
     let mut names = Vec::new();
     let mut fds = Vec::new();
     for (name, ns) in &snap.namespaces {
