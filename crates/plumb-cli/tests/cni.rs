@@ -100,11 +100,22 @@ fn cni_results_are_written_in_the_requested_version() {
             .invoke("ADD", "c0", "c0", "eth0", &old)
             .error(999, "ADD again");
         assert_eq!(e["cniVersion"], "0.3.1");
-        // Another IPAM type would need another process: refused before anything is done.
+        // Another IPAM type is delegated to its plugin (tests/cni_ipam.rs); its refusal (no
+        // DHCP daemon here) comes back with the plugin's code and message, and nothing is left.
         let other = c.conf(json!({"ipam": {"type": "dhcp"}}));
         c.sb.run_ok(&["ip", "netns", "add", "x"]);
-        c.invoke("ADD", "x", "x", "eth0", &other)
-            .error(2, "ipam dhcp");
+        let e = c
+            .invoke("ADD", "x", "x", "eth0", &other)
+            .error(999, "ipam dhcp");
+        assert!(
+            e["msg"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("IPAM plugin dhcp ADD"),
+            "{e:#}"
+        );
+        let links = c.ip(Some("x"), &["link", "show"]);
+        assert_eq!(links.as_array().map(Vec::len), Some(1), "{links:#}");
     });
 }
 

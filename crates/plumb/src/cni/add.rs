@@ -5,6 +5,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+use super::delegate;
 use super::env::Env;
 use super::error::{code, CniError};
 use super::ipam::{self, Range, Store};
@@ -66,9 +67,13 @@ struct Made {
 }
 
 /// ADD.
-pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
-    let sets = ipam::range_sets(&conf.ipam)?;
-    let asked = requested(env, conf)?;
+pub fn add(env: &Env, conf: &NetConf, stdin: &[u8]) -> Result<CniResult, CniError> {
+    let delegated = delegate::is_delegated(&conf.ipam.kind);
+    let (sets, asked) = if delegated {
+        (Vec::new(), Vec::new())
+    } else {
+        (ipam::range_sets(&conf.ipam)?, requested(env, conf)?)
+    };
     let probe: Vec<(PortMapping, IpAddr)> = conf
         .runtime_config
         .port_mappings
@@ -117,6 +122,52 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
             ),
         ));
     }
+    if !delegated {
+        return build(env, conf, &sets, &asked, &store, &ns, &mut cont);
+    }
+    // The IPAM plugin leases the addresses; plumb's store reserves exactly those, and whatever
+    // fails from here on gives them back to the plugin too.
+    let kind = conf.ipam.kind.as_str();
+    let leased = delegate::add(env, kind, stdin)?;
+    let sets: Vec<Vec<Range>> = leased
+        .iter()
+        .map(|(a, gw)| {
+            let subnet = a.trunc();
+            vec![Range {
+                subnet,
+                start: a.addr(),
+                end: a.addr(),
+                gateway: gw.unwrap_or_else(|| first_host(subnet)),
+            }]
+        })
+        .collect();
+    let asked: Vec<IpAddr> = leased.iter().map(|(a, _)| a.addr()).collect();
+    let res = build(env, conf, &sets, &asked, &store, &ns, &mut cont);
+    if res.is_err() {
+        let _ = delegate::run(env, kind, "DEL", stdin);
+    }
+    res
+}
+
+/// The first address after a subnet's network address (host-local's default gateway).
+fn first_host(subnet: IpNet) -> IpAddr {
+    match subnet.network() {
+        IpAddr::V4(v) => IpAddr::from(u32::from(v).wrapping_add(1).to_be_bytes()),
+        IpAddr::V6(v) => IpAddr::from(u128::from(v).wrapping_add(1).to_be_bytes()),
+    }
+}
+
+/// Builds the attachment once its addresses are known: the bridge and its gateway, the veth
+/// pair, addresses, routes, table elements, the record. Undoes what it made if it fails.
+fn build(
+    env: &Env,
+    conf: &NetConf,
+    sets: &[Vec<Range>],
+    asked: &[IpAddr],
+    store: &Store,
+    ns: &std::os::fd::OwnedFd,
+    cont: &mut NlSocket,
+) -> Result<CniResult, CniError> {
     let mut host = NlSocket::open().map_err(|e| CniError::netlink("cannot open netlink", &e))?;
     let is_gateway = conf.is_gateway || conf.is_default_gateway;
     let gateways: Vec<IpNet> = sets
@@ -147,10 +198,10 @@ pub fn add(env: &Env, conf: &NetConf) -> Result<CniResult, CniError> {
     let mut made = Made::default();
     let mut socks = Socks {
         host: &mut host,
-        cont: &mut cont,
+        cont,
     };
     let res = attach(
-        env, conf, &sets, &asked, &store, &ns, &mut socks, &bridge, &mut made,
+        env, conf, sets, asked, store, ns, &mut socks, &bridge, &mut made,
     );
     if res.is_err() {
         if let Some(v) = &made.veth {

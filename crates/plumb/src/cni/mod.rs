@@ -1,10 +1,12 @@
 //! plumb as a CNI plugin: the Container Network Interface protocol (configuration on stdin,
 //! result on stdout, errors as `{cniVersion, code, msg, details}`), spec versions 0.3.0 to
 //! 1.1.0, and a bridge network compatible with the reference `bridge` + `host-local` plugins,
-//! mapped onto plumb's netlink and nf_tables layers (no process is started).
+//! mapped onto plumb's netlink and nf_tables layers. The only process it ever starts is the
+//! IPAM plugin a configuration names when that is not `host-local` (`delegate`, as the spec
+//! requires).
 //!
 //! Files: [`spec`] (versions, configuration, results), [`env`] (the environment, validated as
-//! the reference library does), [`error`] (the spec's error codes), [`ipam`] (the
+//! the reference library does), `delegate` (another IPAM plugin), [`error`] (the spec's error codes), [`ipam`] (the
 //! host-local-compatible store), [`link`] (bridge, veth pair, addresses, routes), [`nat`]
 //! (masquerade and port mappings as set and map elements), [`record`] (plumb's record of each
 //! attachment), `add` and `teardown` (the verbs).
@@ -20,6 +22,7 @@
 //!   table elements removed); DEL is idempotent and works when the namespace is gone.
 
 mod add;
+mod delegate;
 pub mod env;
 pub mod error;
 pub mod ipam;
@@ -105,21 +108,33 @@ fn dispatch(
         Verb::Gc => needs("1.1.0", "GC")?,
         _ => {}
     }
-    if !matches!(conf.ipam.kind.as_str(), "" | "host-local") {
-        return Err(CniError::new(
-            code::UNSUPPORTED_FIELD,
-            format!(
-                "ipam type {:?}: plumb has built-in host-local IPAM only (it starts no other plugin)",
-                conf.ipam.kind
-            ),
-        ));
-    }
+    let kind = conf.ipam.kind.as_str();
+    let delegated = delegate::is_delegated(kind);
+    // What the IPAM plugin itself has to say, for the verbs that are not ADD (ADD leases
+    // inside `add`, which gives the lease back if it fails).
+    let ipam = |verb: &str| -> Result<(), CniError> {
+        if delegated {
+            delegate::run(&env, kind, verb, stdin)?;
+        }
+        Ok(())
+    };
     match env.verb {
-        Verb::Add => add::add(&env, &conf).map(|r| Some(r.to_json(&conf.cni_version))),
-        Verb::Del => teardown::del(&env, &conf).map(|()| None),
-        Verb::Check => teardown::check(&env, &conf).map(|()| None),
+        Verb::Add => add::add(&env, &conf, stdin).map(|r| Some(r.to_json(&conf.cni_version))),
+        Verb::Del => {
+            teardown::del(&env, &conf)?;
+            ipam("DEL").map(|()| None)
+        }
+        Verb::Check => {
+            teardown::check(&env, &conf)?;
+            ipam("CHECK").map(|()| None)
+        }
+        // A delegated IPAM's pool is the plugin's to judge.
+        Verb::Status if delegated => ipam("STATUS").map(|()| None),
         Verb::Status => teardown::status(&conf).map(|()| None),
-        Verb::Gc => teardown::gc(&conf).map(|()| None),
+        Verb::Gc => {
+            teardown::gc(&conf)?;
+            ipam("GC").map(|()| None)
+        }
         Verb::Version => Ok(None),
     }
 }
