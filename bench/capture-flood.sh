@@ -111,8 +111,8 @@ run() {
             -w "$file" udp 2>"$err" 3>"$cpu" &
         ready="listening on"
     fi
-    local pid=$! i
-    for i in $(seq 200); do
+    local pid=$!
+    for _ in $(seq 200); do
         grep -q "$ready" "$err" 2>/dev/null && break
         sleep 0.05
     done

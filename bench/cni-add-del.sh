@@ -31,12 +31,8 @@ if ! bench_inside; then
     [[ -x "$REF/bridge" && -x "$REF/host-local" ]] ||
         bench_die "missing the reference plugins in $REF (apt-get install containernetworking-plugins)"
     command -v iptables >/dev/null || bench_die "missing iptables (apt-get install iptables)"
-    if [ -z "${PLUMB:-}" ]; then
-        (cd "$ROOT" && cargo build --release -q -p plumb-cli) || bench_die "cargo build failed"
-        PLUMB="$ROOT/target/release/plumb"
-    fi
-    PLUMB=$(cd "$(dirname "$PLUMB")" && pwd)/$(basename "$PLUMB")
-    export PLUMB N ROUNDS REF
+    bench_plumb "$ROOT"
+    export N ROUNDS REF
     bench_enter "$HERE/cni-add-del.sh"
 fi
 

@@ -25,12 +25,8 @@ ROOT=$(dirname "$HERE")
 
 if ! bench_inside; then
     [ -x /usr/bin/time ] || bench_die "missing /usr/bin/time (apt-get install time)"
-    if [ -z "${PLUMB:-}" ]; then
-        (cd "$ROOT" && cargo build --release -q -p plumb-cli) || bench_die "cargo build failed"
-        PLUMB="$ROOT/target/release/plumb"
-    fi
-    PLUMB=$(cd "$(dirname "$PLUMB")" && pwd)/$(basename "$PLUMB")
-    export PLUMB N ROUNDS
+    bench_plumb "$ROOT"
+    export N ROUNDS
     bench_enter "$HERE/inspect-1000.sh"
 fi
 

@@ -38,6 +38,19 @@ bench_log() { echo "bench: $*" >&2; }
 
 bench_inside() { [[ "${PLUMB_BENCH_INSIDE:-}" == 1 ]]; }
 
+# bench_plumb ROOT: sets and exports PLUMB, the absolute path of the plumb binary to measure:
+# $PLUMB if set, else the release build of the checkout at ROOT (built here, outside the sandbox).
+bench_plumb() {
+    local root=$1
+    if [[ -z "${PLUMB:-}" ]]; then
+        (cd "$root" && cargo build --release --quiet -p plumb-cli) || bench_die "cargo build failed"
+        PLUMB=$root/target/release/plumb
+    fi
+    [[ -x "$PLUMB" ]] || bench_die "no plumb binary at $PLUMB"
+    PLUMB=$(cd "$(dirname "$PLUMB")" && pwd)/$(basename "$PLUMB")
+    export PLUMB
+}
+
 # bench_enter SCRIPT: re-executes SCRIPT in a fresh sandbox; never returns.
 bench_enter() {
     local script=$1

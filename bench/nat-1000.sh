@@ -23,12 +23,8 @@ ROOT=$(dirname "$HERE")
 
 if ! bench_inside; then
     command -v nft >/dev/null || bench_die "missing nft (apt-get install nftables)"
-    if [ -z "${PLUMB:-}" ]; then
-        (cd "$ROOT" && cargo build --release -q -p plumb-cli) || bench_die "cargo build failed"
-        PLUMB="$ROOT/target/release/plumb"
-    fi
-    PLUMB=$(cd "$(dirname "$PLUMB")" && pwd)/$(basename "$PLUMB")
-    export PLUMB N ROUNDS
+    bench_plumb "$ROOT"
+    export N ROUNDS
     bench_enter "$HERE/nat-1000.sh"
 fi
 

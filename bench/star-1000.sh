@@ -94,13 +94,8 @@ if ! bench_inside; then
         command -v nft >/dev/null || bench_die "missing nft, which floor-opt runs (apt-get install nftables)"
         FLOOR_OPT=$(cd "$(dirname "$FLOOR_OPT")" && pwd)/$(basename "$FLOOR_OPT")
     fi
-    if [[ -z "${PLUMB:-}" ]]; then
-        (cd "$ROOT" && cargo build --release --quiet -p plumb-cli) || bench_die "cargo build failed"
-        PLUMB=$ROOT/target/release/plumb
-    fi
-    [[ -x "$PLUMB" ]] || bench_die "no plumb binary at $PLUMB"
-    PLUMB=$(cd "$(dirname "$PLUMB")" && pwd)/$(basename "$PLUMB")
-    export PLUMB FLOOR_OPT N ROUNDS BASELINE PAUSE REPORT_ONLY
+    bench_plumb "$ROOT"
+    export FLOOR_OPT N ROUNDS BASELINE PAUSE REPORT_ONLY
     bench_enter "$HERE/star-1000.sh"
 fi
 

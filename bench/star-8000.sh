@@ -92,13 +92,8 @@ if ! bench_inside; then
         [[ -x "$FLOOR_OPT" && -f "$FLOOR_OPT" ]] || bench_die "FLOOR_OPT=$FLOOR_OPT is not an executable file"
         FLOOR_OPT=$(cd "$(dirname "$FLOOR_OPT")" && pwd)/$(basename "$FLOOR_OPT")
     fi
-    if [[ -z "${PLUMB:-}" ]]; then
-        (cd "$ROOT" && cargo build --release --quiet -p plumb-cli) || bench_die "cargo build failed"
-        PLUMB=$ROOT/target/release/plumb
-    fi
-    [[ -x "$PLUMB" ]] || bench_die "no plumb binary at $PLUMB"
-    PLUMB=$(cd "$(dirname "$PLUMB")" && pwd)/$(basename "$PLUMB")
-    export PLUMB FLOOR_OPT SIZES ROUNDS KERNEL PAUSE REPORT_ONLY
+    bench_plumb "$ROOT"
+    export FLOOR_OPT SIZES ROUNDS KERNEL PAUSE REPORT_ONLY
     bench_enter "$HERE/star-8000.sh"
 fi
 
