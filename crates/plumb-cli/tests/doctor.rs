@@ -474,22 +474,7 @@ fn doctor_empty_namespace_held_by_an_open_descriptor_is_not_leaked() {
     let sb = sandbox();
     sb.run_ok(&["ip", "netns", "add", "held"]);
     // A process keeps the namespace open without being in it (as a runtime holding it does).
-    let mut holder = sb
-        .command(&[
-            "bash",
-            "-c",
-            "exec 7</run/netns/held; echo ready; exec sleep 600",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn the holder");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(holder.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("ready");
-    assert_eq!(line.trim(), "ready");
+    let mut holder = spawn_ready(&sb, "exec 7</run/netns/held; echo ready; exec sleep 600");
     let r = doctor(&sb, &[], 0);
     let _ = holder.kill();
     let _ = holder.wait();

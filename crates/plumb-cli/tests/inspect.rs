@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::process::{Child, Stdio};
+use std::process::Child;
 
 use common::*;
 use plumb_testkit::{describe, Sandbox};
@@ -38,21 +38,6 @@ fn sh(sb: &Sandbox, script: &str) -> String {
     let out = sb.output(sb.command(&["bash", "-euc", script]));
     assert_exit(&out, 0, script);
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Spawns `argv` in the sandbox, in the background, and waits until it says `ready`.
-fn spawn_ready(sb: &Sandbox, script: &str) -> Child {
-    let mut c = sb
-        .command(&["bash", "-euc", script])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn a holder");
-    let mut line = String::new();
-    let mut r = std::io::BufReader::new(c.stdout.take().expect("stdout"));
-    std::io::BufRead::read_line(&mut r, &mut line).expect("read the holder's ready line");
-    assert_eq!(line.trim(), "ready", "{script}");
-    c
 }
 
 fn build() -> Machine {

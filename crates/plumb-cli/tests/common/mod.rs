@@ -559,3 +559,20 @@ pub fn check_results(doc: &Value, lab: &str) -> (Vec<CheckRow>, Vec<String>) {
     );
     (rows, details)
 }
+
+/// Runs `script` (bash) in the sandbox in the background and waits until it prints `ready`
+/// (a process that holds something, a namespace or a descriptor, while a test looks at it).
+/// The caller kills and reaps it.
+pub fn spawn_ready(sb: &Sandbox, script: &str) -> std::process::Child {
+    let mut c = sb
+        .command(&["bash", "-euc", script])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn `{script}` in the sandbox: {e}"));
+    let mut line = String::new();
+    let mut r = std::io::BufReader::new(c.stdout.take().expect("piped stdout"));
+    std::io::BufRead::read_line(&mut r, &mut line).expect("read the ready line");
+    assert_eq!(line.trim(), "ready", "`{script}` did not say ready");
+    c
+}

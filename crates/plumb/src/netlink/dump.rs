@@ -1,6 +1,9 @@
 //! Reading the answer to a dump.
 
-use super::*;
+use netlink_packet_core::{NetlinkMessage, NetlinkPayload, NLM_F_DUMP_INTR};
+use netlink_packet_route::RouteNetlinkMessage;
+
+use super::{ack, Ack, NetlinkError};
 
 /// Collects the answer to one dump, datagram by datagram.
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! Unit tests of the socket layer.
 
 use super::*;
+use netlink_packet_core::NLM_F_DUMP_INTR;
 use netlink_packet_route::link::LinkMessage;
 
 #[test]
