@@ -64,18 +64,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
 /// `prefix` is not named as its node is): a namespace literally named `LAB:NODE` wins. A name
 /// that is neither is an error whose hint lists the labs' nodes of that name (or those present).
 pub fn ns_ref(reg: &Registry, arg: &str) -> anyhow::Result<NsRef> {
-    // A container (`docker:ID`, `podman:ID`, `container:ID`, `docker-sandbox:ID`) or an inode
-    // (`net:[ID]`): found among every namespace on the machine.
-    let by_discovery = [
-        "docker:",
-        "containerd:",
-        "cri-o:",
-        "podman:",
-        "container:",
-        "docker-sandbox:",
-        "net:[",
-    ];
-    if by_discovery.iter().any(|p| arg.starts_with(p)) {
+    // A container or an inode: found among every namespace on the machine.
+    if plumb::inspect::discover::is_machine_reference(arg) {
         let d = plumb::inspect::discover::discover(&plumb::inspect::discover::Roots::default());
         return match d.find(arg).as_slice() {
             [one] => Ok(NsRef::Path(one.open_path.clone())),

@@ -159,6 +159,18 @@ pub struct Identity<'a> {
     pub holders: &'a [Holder],
 }
 
+/// The container engines a cgroup path can name, as references spell them (`docker:ID`).
+pub const RUNTIMES: [&str; 4] = ["docker", "containerd", "cri-o", "podman"];
+
+/// Whether `reference` can only be resolved by discovery: a container (`RUNTIME:ID`,
+/// `container:ID`, `docker-sandbox:ID`) or an inode (`net:[ID]`), not a name, path or pid.
+pub fn is_machine_reference(reference: &str) -> bool {
+    reference.starts_with("net:[")
+        || reference.split_once(':').is_some_and(|(kind, _)| {
+            RUNTIMES.contains(&kind) || kind == "container" || kind == "docker-sandbox"
+        })
+}
+
 /// Whether `reference` names a namespace: its label or name, `host`, `pid:PID` (any of its
 /// processes), `net:[ID]` or the bare identity, a container as `RUNTIME:ID` or `container:ID`
 /// (at least 4 leading digits of the id), or a path that holds it (in plumb's mount namespace).
@@ -448,4 +460,32 @@ fn natural(s: &str) -> Vec<(String, u64)> {
 /// The identity of the namespace file at `path`.
 pub fn identity_of(path: &Path) -> std::io::Result<NsIdentity> {
     fs::metadata(path).map(|m| m.ino())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn machine_references_are_containers_and_inodes_not_names_or_pids() {
+        for r in [
+            "docker:abcd",
+            "podman:0123",
+            "container:beef",
+            "docker-sandbox:x",
+            "net:[4026531840]",
+        ] {
+            assert!(is_machine_reference(r), "{r}");
+        }
+        for r in ["ns1", "pid:42", "/run/netns/a", "host", "lab:node"] {
+            assert!(!is_machine_reference(r), "{r}");
+        }
+    }
+
+    #[test]
+    fn labels_sort_with_numbers_as_numbers() {
+        let mut v = vec!["c10", "c2", "host", "c1"];
+        v.sort_by_cached_key(|s| natural(s));
+        assert_eq!(v, ["c1", "c2", "c10", "host"]);
+    }
 }
