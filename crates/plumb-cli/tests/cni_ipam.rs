@@ -59,6 +59,7 @@ fn cni_static_ipam_is_delegated_and_its_address_lives_and_dies_with_the_attachme
     let del = Cni::with_prev(&conf, &r);
     c.invoke("DEL", "c1", "ns1", "eth0", &del).ok("DEL");
     c.invoke("DEL", "c1", "ns1", "eth0", &del).ok("DEL again");
+    c.settle();
     let links = c.ip(Some("ns1"), &["link", "show"]);
     assert_eq!(
         links.as_array().map(Vec::len),

@@ -183,6 +183,50 @@ impl Cni<'_> {
             .collect()
     }
 
+    /// The host's interfaces a DEL of plumb has detached and not yet removed (their tag ends
+    /// with `detaching`): `(name, up, master)`.
+    pub fn detaching(&self) -> Vec<(String, bool, Option<String>)> {
+        self.ip(None, &["link"])
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|l| {
+                l["ifalias"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("plumb:cni ") && a.ends_with(" detaching"))
+            })
+            .map(|l| {
+                let up = l["flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|x| x == "UP"));
+                let master = l["master"].as_str().map(str::to_string);
+                (l["ifname"].as_str().unwrap_or("?").to_string(), up, master)
+            })
+            .collect()
+    }
+
+    /// Waits until every pair plumb's DELs detached is removed: plumb answers DEL once the
+    /// attachment is detached and removes the pair after answering, in a child of the plugin
+    /// (the reference removes it before answering: nothing to wait for). Fails with the
+    /// interfaces left if that takes more than 30 s (a liveness bound, not a measurement).
+    pub fn settle(&self) {
+        if self.imp != Impl::Plumb {
+            return;
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let left = self.detaching();
+            if left.is_empty() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "detached pairs still there after 30 s: {left:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     /// `ip -j ARGS` in `ns` (or the host), parsed.
     pub fn ip(&self, ns: Option<&str>, args: &[&str]) -> Value {
         let mut argv = Vec::new();

@@ -66,6 +66,7 @@ pub fn second_add_errors_and_del_is_idempotent(c: &Cni<'_>) {
     c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("DEL");
     c.invoke("DEL", "c1", "c1", "eth0", &conf).ok("second DEL");
     assert!(c.reserved().is_empty(), "{:?}", c.reserved());
+    c.settle();
     let names: Vec<String> = c
         .ip(Some("c1"), &["link"])
         .as_array()

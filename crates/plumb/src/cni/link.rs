@@ -30,6 +30,25 @@ pub fn tag(network: &str, attachment: Option<(&str, &str)>) -> String {
     t
 }
 
+/// The word a tag ends with while its veth pair is being removed after DEL returned.
+const DETACHING: &str = "detaching";
+
+/// The tag of a host veth end DEL has detached and whose removal is under way.
+pub fn detaching_tag(network: &str, attachment: (&str, &str)) -> String {
+    format!("{} {DETACHING}", tag(network, Some(attachment)))
+}
+
+/// Whether a tag is that of a detached host end (see [`detaching_tag`]).
+pub fn is_detaching(alias: &str) -> bool {
+    parse_tag(alias).is_some() && alias.split(' ').any(|w| w == DETACHING)
+}
+
+/// The name an interface takes while its removal is under way: `vdel` and its index in 8 hex
+/// digits, unique among the live interfaces of its namespace and never one plumb creates.
+pub fn detaching_name(index: u32) -> String {
+    format!("vdel{index:08x}")
+}
+
 /// Reads `(network, container id, ifname)` back from a host veth end's alias.
 pub fn parse_tag(alias: &str) -> Option<(&str, Option<(&str, &str)>)> {
     let rest = alias.strip_prefix(TAG_PREFIX)?.strip_prefix("cni ")?;
@@ -290,4 +309,30 @@ pub fn configure_container(
         reqs,
     )?;
     Ok(l.mac.map(|m| m.to_string()).unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_detaching_tag_still_names_its_attachment() {
+        let t = detaching_tag("net1", ("c1", "eth0"));
+        assert!(is_detaching(&t));
+        assert_eq!(parse_tag(&t), Some(("net1", Some(("c1", "eth0")))));
+        assert!(!is_detaching(&tag("net1", Some(("c1", "eth0")))));
+        // Only plumb's tags count.
+        assert!(!is_detaching("someone else's detaching"));
+    }
+
+    #[test]
+    fn detaching_names_fit_the_kernel_and_are_not_host_ends() {
+        for index in [1, 0x2a, u32::MAX] {
+            let n = detaching_name(index);
+            assert!(n.len() <= 15, "{n}");
+            assert!(crate::model::names::IfName::new(&n).is_ok(), "{n}");
+            assert_ne!(&n[..4], &host_veth_name("n", "c", "eth0")[..4]);
+        }
+        assert_eq!(detaching_name(0x2a), "vdel0000002a");
+    }
 }

@@ -10,7 +10,7 @@ use super::link;
 use super::nat::{self, Entries};
 use super::record::{self, Record};
 use super::spec::{CniResult, NetConf};
-use crate::netlink::link::{LinkKind, Target};
+use crate::netlink::link::{LinkChange, LinkKind, LinkState, Target};
 use crate::netlink::{addr, route, NlSocket};
 use crate::nftables::NfSocket;
 
@@ -18,13 +18,102 @@ fn host_sock() -> Result<NlSocket, CniError> {
     NlSocket::open().map_err(|e| CniError::netlink("cannot open netlink", &e))
 }
 
-/// Deletes host veth ends by name, each only if its tag names this attachment (a veth end
-/// already gone counts as deleted). Returns whether one was deleted.
+/// How DEL removes a veth pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removal {
+    /// `RTM_DELLINK` before answering. The kernel's removal of a device ends with an RCU
+    /// barrier in the caller (14-20 ms on the machines measured), whatever else is done.
+    Now,
+    /// Detached before answering (both ends down and renamed out of the way, the host end
+    /// tagged as detaching) and removed after answering, by [`finish_detached`].
+    Detach,
+}
+
+/// Equivalent to `ip link set HOST down; ip link set HOST name vdel… alias "… detaching"` and,
+/// in the container's namespace, the same for the container's end if it is the host end's
+/// peer: nothing reaches the container through the pair any more, and the interface names it
+/// held are free for the next ADD. Returns the host end's new name.
+fn detach(
+    sock: &mut NlSocket,
+    network: &str,
+    att: (&str, &str),
+    host: &LinkState,
+    netns: Option<&str>,
+) -> Result<String, CniError> {
+    let gone = link::detaching_name(host.index);
+    let mut reqs = crate::netlink::link::set(Target::Index(host.index), &down());
+    reqs.extend(crate::netlink::link::set(
+        Target::Index(host.index),
+        &LinkChange {
+            name: Some(gone.clone()),
+            alias: Some(link::detaching_tag(network, att)),
+            ..Default::default()
+        },
+    ));
+    link::exec(sock, &format!("cannot detach veth {}", host.name), reqs)?;
+    let Some(ns) = netns.and_then(|p| link::open_netns(p).ok()) else {
+        return Ok(gone);
+    };
+    let (ifname, peer) = (att.1, host.index);
+    link::in_netns(&ns, |s| {
+        let what = || format!("cannot detach {ifname} in the container");
+        match link::by_name(s, ifname).map_err(|e| CniError::netlink(what(), &e))? {
+            Some(l) if l.kind == LinkKind::Veth && l.peer_index == Some(peer) => {
+                let mut reqs = crate::netlink::link::set(Target::Index(l.index), &down());
+                reqs.extend(crate::netlink::link::set(
+                    Target::Index(l.index),
+                    &LinkChange {
+                        name: Some(link::detaching_name(l.index)),
+                        ..Default::default()
+                    },
+                ));
+                link::exec(s, &what(), reqs)
+            }
+            _ => Ok(()),
+        }
+    })?;
+    Ok(gone)
+}
+
+fn down() -> LinkChange {
+    LinkChange {
+        up: Some(false),
+        ..Default::default()
+    }
+}
+
+/// Removes the pairs DEL detached, after the plugin has answered: in a child process that
+/// outlives the plugin (so the runtime does not wait for the kernel's RCU barrier), or here if
+/// the process cannot fork. A pair whose removal never happens (the child killed) keeps its
+/// detaching tag: GC removes it.
+fn finish_detached(names: &[String]) {
+    if names.is_empty() {
+        return;
+    }
+    let remove = || {
+        if let Ok(mut s) = NlSocket::open() {
+            for n in names {
+                // Gone already (the container's namespace deleted with the pair) is fine.
+                let _ = s.request(crate::netlink::link::delete(Target::Name(n)).0, 0);
+            }
+        }
+    };
+    if let Err(e) = crate::sys::run_detached(remove) {
+        tracing::debug!("removing detached veths in the plugin itself: {e}");
+        remove();
+    }
+}
+
+/// Removes host veth ends found by name, each only if its tag names this attachment (a veth
+/// end already gone counts as removed): now, or detached with the names to remove later
+/// pushed onto `later`. Returns whether one was removed or detached.
 fn delete_host_ends(
     sock: &mut NlSocket,
     network: &str,
     att: (&str, &str),
     names: &[String],
+    how: (Removal, Option<&str>),
+    later: &mut Vec<String>,
 ) -> Result<bool, CniError> {
     let mut deleted = false;
     for n in names {
@@ -40,6 +129,17 @@ fn delete_host_ends(
             .is_some_and(|(net, a)| net == network && a == Some(att));
         if !ours {
             continue;
+        }
+        if how.0 == Removal::Detach {
+            match detach(sock, network, att, &l, how.1) {
+                Ok(gone) => {
+                    later.push(gone);
+                    deleted = true;
+                    continue;
+                }
+                // Removed now instead (by index: the end may already carry its new name).
+                Err(e) => tracing::debug!("{e}; removing the pair now"),
+            }
         }
         match sock.request(crate::netlink::link::delete(Target::Index(l.index)).0, 0) {
             Ok(()) => deleted = true,
@@ -81,8 +181,9 @@ fn remove_attachment(
     store: &Store,
     host: &mut NlSocket,
     att: (&str, &str),
-    netns: Option<&str>,
+    (netns, removal): (Option<&str>, Removal),
     prev: Option<&CniResult>,
+    later: &mut Vec<String>,
 ) -> Result<(), CniError> {
     let (cid, ifname) = att;
     let rec = record::read(store.dir(), cid, ifname);
@@ -100,10 +201,11 @@ fn remove_attachment(
     }
     names.dedup();
     let mut errors = Vec::new();
-    let deleted = delete_host_ends(host, &conf.name, att, &names).unwrap_or_else(|e| {
-        errors.push(e);
-        false
-    });
+    let deleted = delete_host_ends(host, &conf.name, att, &names, (removal, netns), later)
+        .unwrap_or_else(|e| {
+            errors.push(e);
+            false
+        });
     if !deleted {
         if let Some(ns) = netns.and_then(|p| link::open_netns(p).ok()) {
             let r = link::in_netns(&ns, |s| match link::by_name(s, ifname) {
@@ -171,19 +273,31 @@ fn remove_attachment(
 }
 
 /// DEL: idempotent; works when the namespace, the interface or the reservation is gone.
+///
+/// Answers once the attachment is detached and released (the pair down and renamed, its table
+/// elements, reservations and record gone); the pair itself is removed after the answer, see
+/// [`finish_detached`].
 pub fn del(env: &Env, conf: &NetConf) -> Result<(), CniError> {
-    let store = Store::open(&super::data_dir(conf), &conf.name)?;
-    let mut host = host_sock()?;
-    let prev = prev_result(conf);
-    let netns = Some(env.netns.as_str()).filter(|s| !s.is_empty());
-    remove_attachment(
-        conf,
-        &store,
-        &mut host,
-        (&env.container_id, &env.ifname),
-        netns,
-        prev.as_ref(),
-    )
+    let mut later = Vec::new();
+    let r = (|| {
+        // The store's lock is held until the attachment is detached and released, and no
+        // longer: the child that removes the pair does not inherit it.
+        let store = Store::open(&super::data_dir(conf), &conf.name)?;
+        let mut host = host_sock()?;
+        let prev = prev_result(conf);
+        let netns = Some(env.netns.as_str()).filter(|s| !s.is_empty());
+        remove_attachment(
+            conf,
+            &store,
+            &mut host,
+            (&env.container_id, &env.ifname),
+            (netns, Removal::Detach),
+            prev.as_ref(),
+            &mut later,
+        )
+    })();
+    finish_detached(&later);
+    r
 }
 
 fn failed(msg: String) -> CniError {
@@ -361,9 +475,38 @@ pub fn gc(conf: &NetConf) -> Result<(), CniError> {
         }
     }
     let mut first = None;
+    let mut later = Vec::new();
     for (cid, ifname) in &stale {
-        if let Err(e) = remove_attachment(conf, &store, &mut host, (cid, ifname), None, None) {
+        let how = (None, Removal::Now);
+        if let Err(e) = remove_attachment(
+            conf,
+            &store,
+            &mut host,
+            (cid, ifname),
+            how,
+            None,
+            &mut later,
+        ) {
             first.get_or_insert(e);
+        }
+    }
+    // Pairs a DEL detached whose removal did not happen (or has not yet): removed now.
+    for l in &links {
+        let ours = l.alias.as_deref().is_some_and(|a| {
+            link::is_detaching(a) && link::parse_tag(a).is_some_and(|(net, _)| net == conf.name)
+        });
+        if !ours {
+            continue;
+        }
+        match host.request(crate::netlink::link::delete(Target::Index(l.index)).0, 0) {
+            Ok(()) => {}
+            Err(e) if e.errno().is_some_and(crate::netlink::is_gone_errno) => {}
+            Err(e) => {
+                first.get_or_insert(CniError::netlink(
+                    format!("cannot delete detached veth {}", l.name),
+                    &e,
+                ));
+            }
         }
     }
     first.map_or(Ok(()), Err)

@@ -166,9 +166,78 @@ pub fn raise_nofile_limit() {
     }
 }
 
+/// The number of threads of the calling process (`Threads:` in `/proc/self/status`).
+pub fn thread_count() -> io::Result<usize> {
+    let status = fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no Threads: line"))
+}
+
+/// Runs `f` in a child process that outlives the caller: a copy of this process (`fork`, no
+/// new program) in its own session, with standard input, output and error on `/dev/null` and
+/// every other inherited descriptor closed, which ends with `f` (`_exit(0)`, no destructors,
+/// no buffered output flushed twice). Whoever waits for the caller's exit or for the end of
+/// its output does not wait for `f`.
+///
+/// Refused (`EBUSY`) unless the process has a single thread: a child forked from a threaded
+/// process may inherit a lock (of the allocator, of stdio) that another thread held.
+pub fn run_detached(f: impl FnOnce()) -> io::Result<()> {
+    if thread_count()? != 1 {
+        return Err(io::Error::from_raw_os_error(libc::EBUSY));
+    }
+    let null = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    // SAFETY: the process has one thread (checked above), so the child's copy of the heap and
+    // of every lock is consistent; the child only rearranges its own descriptors, runs `f` and
+    // leaves with `_exit`, never returning into the caller's frames.
+    match unsafe { libc::fork() } {
+        -1 => Err(io::Error::last_os_error()),
+        0 => {
+            let null = std::os::fd::AsRawFd::as_raw_fd(&null);
+            // SAFETY: plain descriptor calls on the child's own table; descriptors 0-2 are
+            // replaced, the rest (the caller's locks, pipes and sockets) closed, so nothing of
+            // the parent's is held for longer than the parent holds it. `f` opens what it uses.
+            unsafe {
+                libc::setsid();
+                for fd in 0..3 {
+                    libc::dup2(null, fd);
+                }
+                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+            }
+            f();
+            // SAFETY: ends the child without running the parent's destructors or atexit
+            // handlers (which belong to the parent's objects).
+            unsafe { libc::_exit(0) }
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Is `errno` of `err` equal to `code`?
 pub fn is_errno(err: &io::Error, code: i32) -> bool {
     err.raw_os_error() == Some(code)
 }
 
 pub use libc::{EINVAL, ENOENT};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_threaded_process_is_not_forked() {
+        // A second thread, alive until the refusal has been seen.
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let t = std::thread::spawn(move || rx.recv().ok());
+        assert!(thread_count().expect("reads /proc/self/status") >= 2);
+        let e = run_detached(|| {}).expect_err("a fork from a threaded process");
+        assert_eq!(e.raw_os_error(), Some(libc::EBUSY), "{e}");
+        tx.send(()).expect("the thread waits");
+        t.join().expect("the thread ends");
+    }
+}
