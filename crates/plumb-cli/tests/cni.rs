@@ -374,3 +374,8 @@ fn cni_examples_attach_a_container() {
         }
     });
 }
+
+#[test]
+fn cni_requested_mac_is_the_container_interfaces() {
+    with_plumb(checks::requested_mac_is_the_container_interfaces);
+}

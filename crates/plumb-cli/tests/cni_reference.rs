@@ -72,3 +72,8 @@ fn reference_port_mapping_is_reachable() {
 fn reference_ipam_ranges_and_requested_addresses() {
     with_reference(checks::ipam_ranges_and_requested_addresses);
 }
+
+#[test]
+fn reference_requested_mac_is_the_container_interfaces() {
+    with_reference(checks::requested_mac_is_the_container_interfaces);
+}

@@ -396,3 +396,47 @@ pub fn port_mapping_is_reachable(c: &Cni<'_>) {
         "the port is still mapped after DEL: {after:?} {lines:?}"
     );
 }
+
+/// A requested MAC is the container interface's, in the kernel and in the result: from
+/// `CNI_ARGS` `MAC=`, and from `runtimeConfig.mac` (which wins over `CNI_ARGS`). What is not a
+/// MAC, or is a multicast one, is refused and leaves nothing behind.
+pub fn requested_mac_is_the_container_interfaces(c: &Cni<'_>) {
+    let conf = c.conf(json!({}));
+    let attach = |cid: &str, conf: &Value, args: &str| {
+        c.sb.run_ok(&["ip", "netns", "add", cid]);
+        let netns = format!("/run/netns/{cid}");
+        c.invoke_env(
+            &[
+                ("CNI_COMMAND", "ADD"),
+                ("CNI_CONTAINERID", cid),
+                ("CNI_NETNS", &netns),
+                ("CNI_IFNAME", "eth0"),
+                ("CNI_ARGS", args),
+            ],
+            conf,
+        )
+    };
+    let mac_of = |ns: &str| c.ip(Some(ns), &["link", "show", "dev", "eth0"])[0]["address"].clone();
+    let r =
+        attach("m1", &conf, "IgnoreUnknown=1;MAC=02:00:5e:10:00:01").ok("ADD with CNI_ARGS MAC");
+    assert_eq!(mac_of("m1"), "02:00:5e:10:00:01");
+    assert_eq!(r["interfaces"][2]["mac"], "02:00:5e:10:00:01", "{r:#}");
+    let rc = c.conf(json!({"runtimeConfig": {"mac": "02:00:5e:10:00:02"}}));
+    let r =
+        attach("m2", &rc, "IgnoreUnknown=1;MAC=02:00:5e:10:00:03").ok("ADD with runtimeConfig.mac");
+    assert_eq!(mac_of("m2"), "02:00:5e:10:00:02");
+    assert_eq!(r["interfaces"][2]["mac"], "02:00:5e:10:00:02", "{r:#}");
+    // Not a MAC, and a multicast address (which no interface may have).
+    for (ns, mac) in [("m3", "not-a-mac"), ("m4", "03:00:5e:10:00:04")] {
+        let e = attach(ns, &conf, &format!("IgnoreUnknown=1;MAC={mac}"));
+        assert_ne!(e.code, Some(0), "{}", e.text);
+        assert!(e.json["code"].is_u64(), "{}", e.text);
+        let names = c.ip(Some(ns), &["link"]);
+        assert_eq!(
+            names.as_array().map(Vec::len),
+            Some(1),
+            "only lo: {names:#}"
+        );
+    }
+    assert_eq!(c.reserved().len(), 2, "{:?}", c.reserved());
+}

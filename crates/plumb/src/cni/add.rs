@@ -13,6 +13,7 @@ use super::link::{self, BridgeWanted};
 use super::nat::{self, Entries};
 use super::record::{self, Record};
 use super::spec::{CniResult, Interface, IpConfig, NetConf, PortMapping, Route};
+use crate::model::MacAddr;
 use crate::netlink::link::{LinkChange, Target, VethEnd};
 use crate::netlink::NlSocket;
 use crate::netns;
@@ -32,6 +33,30 @@ fn requested(env: &Env, conf: &NetConf) -> Result<Vec<IpAddr>, CniError> {
         }
     }
     Ok(out)
+}
+
+/// The container interface's MAC, if one is asked for: `runtimeConfig.mac` (the `mac`
+/// capability), else `args.cni.mac`, else `CNI_ARGS` `MAC=` (the reference bridge's order). A
+/// multicast address cannot be an interface's.
+fn requested_mac(env: &Env, conf: &NetConf) -> Result<Option<MacAddr>, CniError> {
+    let rc = conf.runtime_config.mac.as_deref().filter(|m| !m.is_empty());
+    let args = conf.args.cni.mac.as_deref().filter(|m| !m.is_empty());
+    let (text, bad): (&str, fn(String) -> CniError) = match (rc, args, env.requested_mac()) {
+        (Some(m), _, _) | (None, Some(m), _) => (m, CniError::config),
+        (None, None, Some(m)) => (m, |msg| CniError::new(code::INVALID_ENVIRONMENT, msg)),
+        (None, None, None) => return Ok(None),
+    };
+    let mac: MacAddr = text.parse().map_err(|()| {
+        bad(format!(
+            "MAC {text:?} is not a MAC address (six hex bytes, aa:bb:…)"
+        ))
+    })?;
+    if mac.0[0] & 1 == 1 {
+        return Err(bad(format!(
+            "MAC {text} is a multicast address: an interface cannot have it"
+        )));
+    }
+    Ok(Some(mac))
 }
 
 /// The container's routes: `ipam.routes` (via the gateway of their family when they name
@@ -74,6 +99,7 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8]) -> Result<CniResult, CniErro
     } else {
         (ipam::range_sets(&conf.ipam)?, requested(env, conf)?)
     };
+    requested_mac(env, conf)?;
     let probe: Vec<(PortMapping, IpAddr)> = conf
         .runtime_config
         .port_mappings
@@ -291,7 +317,7 @@ fn attach(
         netns_fd: Some(std::os::fd::AsRawFd::as_raw_fd(ns)),
         index: 0,
         mtu: conf.mtu,
-        mac: None,
+        mac: requested_mac(env, conf)?,
         master: None,
         group: 0,
     };

@@ -126,6 +126,15 @@ impl Env {
         }
         Ok(out)
     }
+
+    /// The container interface's MAC `CNI_ARGS` asks for (`MAC=`), as it is written.
+    pub fn requested_mac(&self) -> Option<&str> {
+        self.args
+            .iter()
+            .rev()
+            .find(|(k, v)| k == "MAC" && !v.is_empty())
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// `K1=V1;K2=V2`: pairs without `=` are ignored.

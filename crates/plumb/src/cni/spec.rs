@@ -115,6 +115,9 @@ pub struct RuntimeConfig {
     /// Requested addresses (`ips` capability), with or without a prefix length.
     #[serde(default)]
     pub ips: Vec<String>,
+    /// The container interface's MAC (`mac` capability).
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 /// `args.cni`.
@@ -123,6 +126,9 @@ pub struct ArgsCni {
     /// Requested addresses.
     #[serde(default)]
     pub ips: Vec<String>,
+    /// The container interface's MAC.
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 /// `args`.
