@@ -251,3 +251,115 @@ fn cni_dual_stack_range_sets_give_one_address_each() {
         assert!(c.reserved().is_empty(), "{:?}", c.reserved());
     });
 }
+
+/// The host's IPv6 address on its uplink, and the internet's.
+const HOST_UP6: &str = "2001:db8:1::1";
+const UPSTREAM6: &str = "2001:db8:1::2";
+
+#[test]
+fn cni_ipv6_ports_are_mapped_on_a_dual_stack_network() {
+    with_plumb(|c| {
+        c.upstream();
+        c.sb.sh_ok(&format!(
+            "ip addr add {HOST_UP6}/64 dev up0 nodad && \
+             ip -n upstream addr add {UPSTREAM6}/64 dev eth0 nodad"
+        ));
+        let ranges = json!({"ipMasq": true, "hairpinMode": true, "ipam": {"subnet": null,
+            "ranges": [[{"subnet": "10.55.0.0/24"}], [{"subnet": "fd00:55::/64"}]]}});
+        // tcp 8080 on every host address (both families); udp 5353 on the IPv6 one only.
+        let mut conf = c.conf(ranges.clone());
+        conf["runtimeConfig"] = json!({"portMappings": [
+            {"hostPort": 8080, "containerPort": 80, "protocol": "tcp"},
+            {"hostPort": 5353, "containerPort": 53, "protocol": "udp", "hostIP": HOST_UP6}]});
+        let r = c.add("c1", "c1", &conf);
+        c.add("c2", "c2", &c.conf(ranges));
+        let (_, sets) = table(c);
+        let len = |m: &str| sets[m].as_array().map(Vec::len);
+        assert_eq!(
+            [
+                len("tcp4"),
+                len("tcp6"),
+                len("udp6h"),
+                len("udp4h"),
+                len("udp6")
+            ],
+            [Some(1), Some(1), Some(1), Some(0), Some(0)],
+            "{sets:#}"
+        );
+        assert!(
+            common::json_mentions(&sets["tcp6"], "fd00:55::2"),
+            "{sets:#}"
+        );
+        // From the internet, over each family, to the host's address: c1's port, with the
+        // client's own address (no masquerade on the way in).
+        for (proto, host, port, from, bind) in [
+            ("tcp", HOST_UP6, 8080, UPSTREAM6, "::"),
+            ("tcp", HOST_UP, 8080, suite::UPSTREAM, "0.0.0.0"),
+            ("udp", HOST_UP6, 5353, UPSTREAM6, "::"),
+        ] {
+            let cport = if proto == "tcp" { 80 } else { 53 };
+            let server = common::sockets::serve_on(c.sb, Some("c1"), bind, proto, cport, 1, "5");
+            let reply =
+                common::sockets::send(c.sb, Some("upstream"), proto, host, port, "knock", "4");
+            let lines = server.finish();
+            assert!(
+                reply
+                    .as_deref()
+                    .is_ok_and(|r| r.starts_with("reply echo:knock")),
+                "{proto} to {host}:{port}: {reply:?} {lines:?}"
+            );
+            assert_eq!(
+                common::sockets::Server::peers(&lines),
+                vec![from.to_string()]
+            );
+        }
+        // Hairpin over IPv6: c2 reaches c1's mapped port through the host's address, and is
+        // seen from the bridge's address.
+        let server = common::sockets::serve_on(c.sb, Some("c1"), "::", "tcp", 80, 1, "5");
+        let reply = common::sockets::send(c.sb, Some("c2"), "tcp", HOST_UP6, 8080, "hp", "4");
+        let lines = server.finish();
+        assert!(
+            reply
+                .as_deref()
+                .is_ok_and(|r| r.starts_with("reply echo:hp")),
+            "{reply:?} {lines:?}"
+        );
+        assert_eq!(
+            common::sockets::Server::peers(&lines),
+            vec!["fd00:55::1".to_string()]
+        );
+        // CHECK sees every element; DEL takes them all out.
+        let with_prev = Cni::with_prev(&conf, &r);
+        c.invoke("CHECK", "c1", "c1", "eth0", &with_prev)
+            .ok("CHECK");
+        c.invoke("DEL", "c1", "c1", "eth0", &with_prev).ok("DEL");
+        let (_, sets) = table(c);
+        for m in ["tcp4", "tcp6", "udp6h"] {
+            assert_eq!(sets[m], json!([]), "{m}: {sets:#}");
+        }
+    });
+}
+
+#[test]
+fn cni_a_mapping_without_an_address_of_its_family_is_refused() {
+    with_plumb(|c| {
+        // An IPv4-only network, a mapping bound to an IPv6 host address.
+        let conf = c.conf(json!({"runtimeConfig": {"portMappings": [
+            {"hostPort": 8080, "containerPort": 80, "hostIP": "2001:db8:1::1"}]}}));
+        c.sb.run_ok(&["ip", "netns", "add", "c1"]);
+        let e = c
+            .invoke("ADD", "c1", "c1", "eth0", &conf)
+            .error(2, "ADD with an IPv6 hostIP on an IPv4 network");
+        assert!(
+            e["msg"].as_str().unwrap_or("").contains("2001:db8:1::1"),
+            "{e}"
+        );
+        assert!(c.reserved().is_empty(), "{:?}", c.reserved());
+        let names = c.ip(Some("c1"), &["link"]);
+        assert_eq!(
+            names.as_array().map(Vec::len),
+            Some(1),
+            "only lo: {names:#}"
+        );
+    });
+}

@@ -12,7 +12,7 @@ use super::ipam::{self, Range, Store};
 use super::link::{self, BridgeWanted};
 use super::nat::{self, Entries};
 use super::record::{self, Record};
-use super::spec::{CniResult, Interface, IpConfig, NetConf, PortMapping, Route};
+use super::spec::{CniResult, Interface, IpConfig, NetConf, Route};
 use crate::model::MacAddr;
 use crate::netlink::link::{LinkChange, Target, VethEnd};
 use crate::netlink::NlSocket;
@@ -100,13 +100,12 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8]) -> Result<CniResult, CniErro
         (ipam::range_sets(&conf.ipam)?, requested(env, conf)?)
     };
     requested_mac(env, conf)?;
-    let probe: Vec<(PortMapping, IpAddr)> = conf
-        .runtime_config
-        .port_mappings
-        .iter()
-        .map(|p| (p.clone(), IpAddr::from([0, 0, 0, 0])))
-        .collect();
-    nat::validate(&Entries { ports: probe })?;
+    // The mappings' protocols and host addresses, checked before anything is touched.
+    let probe = [IpAddr::from([0, 0, 0, 0]), IpAddr::from([0u16; 8])];
+    nat::validate(&nat::entries_for(
+        &conf.runtime_config.port_mappings,
+        &probe,
+    )?)?;
     if conf.hairpin_mode && conf.promisc_mode {
         // As the reference bridge: a hairpin port already sees its own frames.
         return Err(CniError::config(
@@ -356,20 +355,8 @@ fn attach(
     let addrs: Vec<IpNet> = ips.iter().map(|(a, _)| *a).collect();
     let cont_mac = link::configure_container(socks.cont, &env.ifname, &addrs, &install)?;
 
-    let mut entries = Entries::default();
-    if let Some(v4) = addrs.iter().find(|a| a.addr().is_ipv4()) {
-        entries.ports = conf
-            .runtime_config
-            .port_mappings
-            .iter()
-            .map(|p| (p.clone(), v4.addr()))
-            .collect();
-    } else if !conf.runtime_config.port_mappings.is_empty() {
-        return Err(CniError::new(
-            code::UNSUPPORTED_FIELD,
-            "portMappings need an IPv4 address in the container",
-        ));
-    }
+    let plain: Vec<IpAddr> = addrs.iter().map(IpNet::addr).collect();
+    let entries = nat::entries_for(&conf.runtime_config.port_mappings, &plain)?;
     if conf.ip_masq || !entries.is_empty() {
         let mut nf =
             NfSocket::open().map_err(|e| CniError::netlink("cannot open nf_tables", &e))?;

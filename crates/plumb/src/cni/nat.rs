@@ -10,6 +10,7 @@
 //! table inet plumb-cni-NET {
 //!   map tcp4  { type inet_service : ipv4_addr . inet_service }      (and udp4)
 //!   map tcp4h { type ipv4_addr . inet_service : ipv4_addr . inet_service }  (and udp4h)
+//!   map tcp6, udp6, tcp6h, udp6h: the same with ipv6_addr
 //!   chain postrouting { type nat hook postrouting priority 100;
 //!     ip saddr SUBNET ip daddr != SUBNET ip daddr != 224.0.0.0/4 masquerade   (with ipMasq)
 //!     ct status dnat ip saddr SUBNET ip daddr SUBNET masquerade              (hairpin)
@@ -17,7 +18,7 @@
 //!   chain prerouting { type nat hook prerouting priority -100;           (and output)
 //!     meta l4proto tcp dnat ip to ip daddr . tcp dport map @tcp4h
 //!     meta l4proto tcp fib daddr type local dnat ip to tcp dport map @tcp4
-//!     (the same for udp) }
+//!     (the same for udp, and for IPv6 with ip6 daddr, dnat ip6 and the maps …6) }
 //! }
 //! ```
 
@@ -32,10 +33,13 @@ use crate::nftables::sets::{self, datatype, Element, SetSpec};
 use crate::nftables::wire::{family, Msg};
 use crate::nftables::NfSocket;
 
-/// `NFT_REG32_00` and `NFT_REG32_01` (`linux/netfilter/nf_tables.h`): the 4-byte registers
-/// that overlap `NFT_REG_1`, where a concatenation's parts go.
+/// `NFT_REG32_00`, `NFT_REG32_01` and `NFT_REG32_04` (`linux/netfilter/nf_tables.h`): 4-byte
+/// registers, where a concatenation's parts go. `NFT_REG32_00`..`03` overlap `NFT_REG_1`, so
+/// an IPv4 address and its port are `00` and `01`, an IPv6 address and its port `00`-`03`
+/// and `04`.
 const NFT_REG32_00: u32 = 8;
 const NFT_REG32_01: u32 = 9;
+const NFT_REG32_04: u32 = 12;
 /// `NF_INET_*` hooks.
 const NF_INET_PRE_ROUTING: u32 = 0;
 const NF_INET_LOCAL_OUT: u32 = 3;
@@ -117,33 +121,33 @@ fn addr_match(net: &IpNet, daddr: bool, op: u32) -> Vec<Expr> {
 /// The table's messages, for a network whose subnets are `subnets` (masqueraded when `masq`).
 fn create_msgs(table: &str, subnets: &[IpNet], masq: bool) -> Vec<Msg> {
     let mut out = vec![sets::create_table(table)];
-    let ports = (datatype::IPV4_ADDR_SERVICE, 8);
-    let specs = [
-        SetSpec {
-            name: "tcp4",
-            id: 1,
-            key: (datatype::INET_SERVICE, 2),
-            data: Some(ports),
-        },
-        SetSpec {
-            name: "udp4",
-            id: 2,
-            key: (datatype::INET_SERVICE, 2),
-            data: Some(ports),
-        },
-        SetSpec {
-            name: "tcp4h",
-            id: 3,
-            key: ports,
-            data: Some(ports),
-        },
-        SetSpec {
-            name: "udp4h",
-            id: 4,
-            key: ports,
-            data: Some(ports),
-        },
-    ];
+    let mut specs = Vec::new();
+    for (v, ports) in [
+        ("4", (datatype::IPV4_ADDR_SERVICE, 8)),
+        ("6", (datatype::IPV6_ADDR_SERVICE, 20)),
+    ] {
+        for (proto, host) in [("tcp", false), ("udp", false), ("tcp", true), ("udp", true)] {
+            specs.push((
+                format!("{proto}{v}{}", if host { "h" } else { "" }),
+                if host {
+                    ports
+                } else {
+                    (datatype::INET_SERVICE, 2)
+                },
+                ports,
+            ));
+        }
+    }
+    let specs: Vec<SetSpec<'_>> = specs
+        .iter()
+        .zip(1..)
+        .map(|((name, key, data), id)| SetSpec {
+            name,
+            id,
+            key: *key,
+            data: Some(*data),
+        })
+        .collect();
     out.extend(specs.iter().map(|s| sets::named_set(table, s)));
     out.push(sets::base_chain(
         table,
@@ -200,57 +204,76 @@ fn create_msgs(table: &str, subnets: &[IpNet], masq: bool) -> Vec<Msg> {
             NF_INET_LOCAL_OUT
         };
         out.push(sets::base_chain(table, chain, "nat", hook, -100));
-        for (proto, any, host) in [
-            (IPPROTO_TCP, "tcp4", "tcp4h"),
-            (IPPROTO_UDP, "udp4", "udp4h"),
+        for (fam, daddr, port_reg) in [
+            (family::NFPROTO_IPV4, (16, 4), NFT_REG32_01),
+            (family::NFPROTO_IPV6, (24, 16), NFT_REG32_04),
         ] {
-            let dnat = Expr::Dnat {
-                family: u32::from(family::NFPROTO_IPV4),
-                addr: NFT_REG_1,
-                port: NFT_REG32_01,
-            };
-            // ip daddr . th dport map @host
-            let mut e = nfproto(family::NFPROTO_IPV4).to_vec();
-            e.extend(l4proto(proto));
-            e.push(payload(
-                base::NFT_PAYLOAD_NETWORK_HEADER,
-                16,
-                4,
-                NFT_REG32_00,
-            ));
-            e.push(payload(
-                base::NFT_PAYLOAD_TRANSPORT_HEADER,
-                2,
-                2,
-                NFT_REG32_01,
-            ));
-            e.push(Expr::LookupMap {
-                sreg: NFT_REG32_00,
-                dreg: NFT_REG_1,
-                set: host.into(),
-            });
-            e.push(dnat.clone());
-            out.push(sets::rule(table, chain, &e));
-            // fib daddr type local th dport map @any
-            let mut e = nfproto(family::NFPROTO_IPV4).to_vec();
-            e.extend(l4proto(proto));
-            e.push(Expr::FibDaddrType { dreg: NFT_REG_1 });
-            e.push(Expr::Cmp {
-                sreg: NFT_REG_1,
-                op: cmp::NFT_CMP_EQ,
-                data: fib::RTN_LOCAL.to_ne_bytes().to_vec(),
-            });
-            e.push(payload(base::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1));
-            e.push(Expr::LookupMap {
-                sreg: NFT_REG_1,
-                dreg: NFT_REG_1,
-                set: any.into(),
-            });
-            e.push(dnat);
-            out.push(sets::rule(table, chain, &e));
+            let v = if fam == family::NFPROTO_IPV4 { 4 } else { 6 };
+            for (proto, name) in [(IPPROTO_TCP, "tcp"), (IPPROTO_UDP, "udp")] {
+                out.extend(dnat_rules(
+                    table,
+                    chain,
+                    (fam, daddr, port_reg),
+                    proto,
+                    &format!("{name}{v}"),
+                ));
+            }
         }
     }
     out
+}
+
+/// The two port mapping rules of one family and protocol in `chain`: `dnat ip to ip daddr . th
+/// dport map @MAPh` (mappings with a host address), then `fib daddr type local dnat ip to th
+/// dport map @MAP`; `(family, (offset, length) of the destination address, the register of
+/// the port after it)`.
+fn dnat_rules(
+    table: &str,
+    chain: &str,
+    fam: (u8, (u32, u32), u32),
+    proto: u8,
+    map: &str,
+) -> [Msg; 2] {
+    let (fam, (off, len), port_reg) = fam;
+    let dnat = Expr::Dnat {
+        family: u32::from(fam),
+        addr: NFT_REG_1,
+        port: port_reg,
+    };
+    let mut host = nfproto(fam).to_vec();
+    host.extend(l4proto(proto));
+    host.push(payload(
+        base::NFT_PAYLOAD_NETWORK_HEADER,
+        off,
+        len,
+        NFT_REG32_00,
+    ));
+    host.push(payload(base::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, port_reg));
+    host.push(Expr::LookupMap {
+        sreg: NFT_REG32_00,
+        dreg: NFT_REG_1,
+        set: format!("{map}h"),
+    });
+    host.push(dnat.clone());
+    let mut any = nfproto(fam).to_vec();
+    any.extend(l4proto(proto));
+    any.push(Expr::FibDaddrType { dreg: NFT_REG_1 });
+    any.push(Expr::Cmp {
+        sreg: NFT_REG_1,
+        op: cmp::NFT_CMP_EQ,
+        data: fib::RTN_LOCAL.to_ne_bytes().to_vec(),
+    });
+    any.push(payload(base::NFT_PAYLOAD_TRANSPORT_HEADER, 2, 2, NFT_REG_1));
+    any.push(Expr::LookupMap {
+        sreg: NFT_REG_1,
+        dreg: NFT_REG_1,
+        set: map.into(),
+    });
+    any.push(dnat);
+    [
+        sets::rule(table, chain, &host),
+        sets::rule(table, chain, &any),
+    ]
 }
 
 /// Makes the network's table if it is not there: a read first (no transaction when it
@@ -306,17 +329,56 @@ fn port4(p: u16) -> Vec<u8> {
     v
 }
 
-/// The set and element of one port mapping.
+/// The host address of a mapping (`hostIP`), if it names one.
+fn host_ip(pm: &PortMapping) -> Result<Option<IpAddr>, CniError> {
+    pm.host_ip
+        .as_deref()
+        .filter(|s| !s.is_empty())
+        .map(|h| {
+            h.parse().map_err(|_| {
+                CniError::config(format!("portMappings: hostIP {h:?} is not an address"))
+            })
+        })
+        .transpose()
+}
+
+/// The elements of an attachment with addresses `addrs`: each mapping goes to the container's
+/// address of each family (IPv4 and IPv6 on a dual-stack network, as Docker publishes), or
+/// only of its `hostIP`'s family. A mapping that no address can take is an error.
+pub fn entries_for(mappings: &[PortMapping], addrs: &[IpAddr]) -> Result<Entries, CniError> {
+    let mut ports = Vec::new();
+    for pm in mappings {
+        let host = host_ip(pm)?;
+        let mut families_seen = Vec::new();
+        for a in addrs {
+            let same = host.is_none_or(|h| h.is_ipv4() == a.is_ipv4());
+            if same && !families_seen.contains(&a.is_ipv4()) {
+                families_seen.push(a.is_ipv4());
+                ports.push((pm.clone(), *a));
+            }
+        }
+        if families_seen.is_empty() {
+            return Err(CniError::new(
+                code::UNSUPPORTED_FIELD,
+                format!(
+                    "portMappings: host port {}/{} has no container address of its family{}",
+                    pm.host_port,
+                    pm.protocol,
+                    host.map(|h| format!(" (hostIP {h})")).unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    Ok(Entries { ports })
+}
+
+/// The map and element of one port mapping: `tcp4`/`udp4`/`tcp6`/`udp6` by host port, or
+/// `…h` by host address and port when the mapping names a `hostIP`.
 fn port_element(pm: &PortMapping, to: IpAddr) -> Result<(String, Element), CniError> {
-    let IpAddr::V4(_) = to else {
-        return Err(CniError::new(
-            code::UNSUPPORTED_FIELD,
-            "portMappings: only IPv4 container addresses can be mapped",
-        ));
-    };
+    let v = if to.is_ipv4() { "4" } else { "6" };
     let proto = match pm.protocol.to_ascii_lowercase().as_str() {
-        "tcp" => "tcp4",
-        "udp" => "udp4",
+        "tcp" => "tcp",
+        "udp" => "udp",
         other => {
             return Err(CniError::new(
                 code::UNSUPPORTED_FIELD,
@@ -326,25 +388,20 @@ fn port_element(pm: &PortMapping, to: IpAddr) -> Result<(String, Element), CniEr
     };
     let mut data = ip_bytes(to);
     data.extend(port4(pm.container_port));
-    match pm.host_ip.as_deref().filter(|s| !s.is_empty()) {
+    match host_ip(pm)? {
         None => Ok((
-            proto.to_string(),
+            format!("{proto}{v}"),
             (pm.host_port.to_be_bytes().to_vec(), Some(data)),
         )),
-        Some(h) => {
-            let host: IpAddr = h.parse().map_err(|_| {
-                CniError::config(format!("portMappings: hostIP {h:?} is not an address"))
-            })?;
-            let IpAddr::V4(_) = host else {
-                return Err(CniError::new(
-                    code::UNSUPPORTED_FIELD,
-                    "portMappings: only IPv4 host addresses can be mapped",
-                ));
-            };
+        Some(host) if host.is_ipv4() == to.is_ipv4() => {
             let mut key = ip_bytes(host);
             key.extend(port4(pm.host_port));
-            Ok((format!("{proto}h"), (key, Some(data))))
+            Ok((format!("{proto}{v}h"), (key, Some(data))))
         }
+        Some(host) => Err(CniError::new(
+            code::UNSUPPORTED_FIELD,
+            format!("portMappings: hostIP {host} cannot be mapped to {to}"),
+        )),
     }
 }
 
@@ -443,4 +500,58 @@ pub fn check(sock: &mut NfSocket, network: &str, e: &Entries) -> Result<(), CniE
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pm(proto: &str, host_ip: Option<&str>) -> PortMapping {
+        PortMapping {
+            host_port: 8080,
+            container_port: 80,
+            protocol: proto.into(),
+            host_ip: host_ip.map(str::to_string),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("an address")
+    }
+
+    #[test]
+    fn a_mapping_goes_to_one_address_of_each_family_its_host_address_allows() {
+        let dual = [ip("10.0.0.2"), ip("10.1.0.2"), ip("fd00::2")];
+        let to = |m: &PortMapping| -> Vec<IpAddr> {
+            entries_for(std::slice::from_ref(m), &dual)
+                .expect("mapped")
+                .ports
+                .into_iter()
+                .map(|(_, a)| a)
+                .collect()
+        };
+        assert_eq!(to(&pm("tcp", None)), [ip("10.0.0.2"), ip("fd00::2")]);
+        assert_eq!(to(&pm("tcp", Some("2001:db8::1"))), [ip("fd00::2")]);
+        assert_eq!(to(&pm("udp", Some("192.0.2.1"))), [ip("10.0.0.2")]);
+        let e = entries_for(&[pm("tcp", Some("2001:db8::1"))], &[ip("10.0.0.2")])
+            .expect_err("no IPv6 address to map to");
+        assert_eq!(e.code, code::UNSUPPORTED_FIELD);
+        assert!(entries_for(&[pm("tcp", Some("not-an-ip"))], &dual).is_err());
+    }
+
+    #[test]
+    fn elements_name_their_map_and_carry_big_endian_ports() {
+        let (set, (key, data)) = port_element(&pm("UDP", None), ip("fd00::2")).expect("element");
+        assert_eq!(set, "udp6");
+        assert_eq!(key, 8080u16.to_be_bytes());
+        let mut want = ip_bytes(ip("fd00::2"));
+        want.extend([0, 80, 0, 0]);
+        assert_eq!(data, Some(want));
+        let (set, (key, _)) =
+            port_element(&pm("tcp", Some("192.0.2.1")), ip("10.0.0.2")).expect("element");
+        assert_eq!(set, "tcp4h");
+        assert_eq!(key, [192, 0, 2, 1, 0x1f, 0x90, 0, 0]);
+        assert!(port_element(&pm("sctp", None), ip("10.0.0.2")).is_err());
+        assert!(port_element(&pm("tcp", Some("192.0.2.1")), ip("fd00::2")).is_err());
+    }
 }

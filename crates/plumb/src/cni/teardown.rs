@@ -156,12 +156,11 @@ fn entries_of(conf: &NetConf, rec: Option<&Record>, prev: Option<&CniResult>) ->
     let mut e = rec.map(|r| r.entries.clone()).unwrap_or_default();
     if let Some(p) = prev {
         let ips: Vec<IpAddr> = p.ips.iter().map(|c| c.address.addr()).collect();
-        if let Some(v4) = ips.iter().find(|a| a.is_ipv4()) {
-            for pm in &conf.runtime_config.port_mappings {
-                let x = (pm.clone(), *v4);
-                if !e.ports.contains(&x) {
-                    e.ports.push(x);
-                }
+        // A mapping no address of prevResult can take has no element to remove or check.
+        let from_prev = nat::entries_for(&conf.runtime_config.port_mappings, &ips);
+        for x in from_prev.map(|f| f.ports).unwrap_or_default() {
+            if !e.ports.contains(&x) {
+                e.ports.push(x);
             }
         }
     }

@@ -54,6 +54,8 @@ pub mod datatype {
     pub const INET_SERVICE: u32 = 13;
     /// `ipv4_addr . inet_service`.
     pub const IPV4_ADDR_SERVICE: u32 = (IPV4_ADDR << 6) | INET_SERVICE;
+    /// `ipv6_addr . inet_service`.
+    pub const IPV6_ADDR_SERVICE: u32 = (IPV6_ADDR << 6) | INET_SERVICE;
 }
 
 fn request(kind: u16, extra: u16) -> Msg {
