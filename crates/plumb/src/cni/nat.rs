@@ -10,7 +10,8 @@
 //! table inet plumb-cni-NET {
 //!   map tcp4  { type inet_service : ipv4_addr . inet_service }      (and udp4)
 //!   map tcp4h { type ipv4_addr . inet_service : ipv4_addr . inet_service }  (and udp4h)
-//!   map tcp6, udp6, tcp6h, udp6h: the same with ipv6_addr
+//!   map tcp6, udp6, tcp6h, udp6h: the same with ipv6_addr   (the maps and dnat rules of a
+//!                                                            family only if the network has it)
 //!   chain postrouting { type nat hook postrouting priority 100;
 //!     ip saddr SUBNET ip daddr != SUBNET ip daddr != 224.0.0.0/4 masquerade   (with ipMasq)
 //!     ct status dnat ip saddr SUBNET ip daddr SUBNET masquerade              (hairpin)
@@ -121,11 +122,16 @@ fn addr_match(net: &IpNet, daddr: bool, op: u32) -> Vec<Expr> {
 /// The table's messages, for a network whose subnets are `subnets` (masqueraded when `masq`).
 fn create_msgs(table: &str, subnets: &[IpNet], masq: bool) -> Vec<Msg> {
     let mut out = vec![sets::create_table(table)];
+    // The maps and dnat rules of the families the network has addresses of, only.
+    let has = |v4: bool| subnets.iter().any(|n| n.addr().is_ipv4() == v4);
     let mut specs = Vec::new();
     for (v, ports) in [
         ("4", (datatype::IPV4_ADDR_SERVICE, 8)),
         ("6", (datatype::IPV6_ADDR_SERVICE, 20)),
     ] {
+        if !has(v == "4") {
+            continue;
+        }
         for (proto, host) in [("tcp", false), ("udp", false), ("tcp", true), ("udp", true)] {
             specs.push((
                 format!("{proto}{v}{}", if host { "h" } else { "" }),
@@ -208,6 +214,9 @@ fn create_msgs(table: &str, subnets: &[IpNet], masq: bool) -> Vec<Msg> {
             (family::NFPROTO_IPV4, (16, 4), NFT_REG32_01),
             (family::NFPROTO_IPV6, (24, 16), NFT_REG32_04),
         ] {
+            if !has(fam == family::NFPROTO_IPV4) {
+                continue;
+            }
             let v = if fam == family::NFPROTO_IPV4 { 4 } else { 6 };
             for (proto, name) in [(IPPROTO_TCP, "tcp"), (IPPROTO_UDP, "udp")] {
                 out.extend(dnat_rules(
