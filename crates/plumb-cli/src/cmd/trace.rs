@@ -116,6 +116,18 @@ fn print(j: &Journey) -> std::io::Result<()> {
         .map(|p| format!("{}/{}", p.label, p.iface))
         .collect();
     writeln!(out, "path: {}", path.join(" -> "))?;
+    if let Some(n) = &j.path_note {
+        writeln!(out, "note: {n}")?;
+    }
+    // The answer's way, when it is not the path backwards (asymmetric routing).
+    let back: Vec<String> = j
+        .reply_path
+        .iter()
+        .map(|p| format!("{}/{}", p.label, p.iface))
+        .collect();
+    if !back.is_empty() && !back.iter().eq(path.iter().rev()) {
+        writeln!(out, "reply path: {}", back.join(" -> "))?;
+    }
     if j.hops.is_empty() {
         writeln!(
             out,
@@ -140,8 +152,8 @@ fn print(j: &Journey) -> std::io::Result<()> {
 
 fn write_file(path: &PathBuf, j: &Journey) -> anyhow::Result<()> {
     let f = File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-    let ifaces: Vec<Interface> = j
-        .path
+    let points = j.points();
+    let ifaces: Vec<Interface> = points
         .iter()
         .map(|p| Interface {
             name: format!("{}/{}", p.label, p.iface),
@@ -155,7 +167,7 @@ fn write_file(path: &PathBuf, j: &Journey) -> anyhow::Result<()> {
         filter::bpf::SNAPLEN,
     )?;
     let index = |h: &Hop| {
-        j.path
+        points
             .iter()
             .position(|p| p.label == h.node && p.iface == h.iface)
             .unwrap_or(0) as u32

@@ -149,3 +149,73 @@ pub fn parse(r: &RouteMessage) -> Option<RouteState> {
         protocol: u8::from(r.header.protocol),
     })
 }
+
+/// The kernel's answer to a route lookup (`ip route get`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteAnswer {
+    /// The route's type: `Local` when the address is the namespace's own, `Unicast` when the
+    /// packet leaves, `Unreachable`, `Blackhole`, `Prohibit`… when it is refused.
+    pub kind: RouteType,
+    /// The interface it leaves through.
+    pub oif: Option<u32>,
+    /// The gateway, if not on-link.
+    pub via: Option<IpAddr>,
+    /// The source address the namespace would choose.
+    pub prefsrc: Option<IpAddr>,
+}
+
+/// Equivalent to `ip route get DST [from SRC] [iif DEV]`: the kernel's own decision, policy
+/// rules included. With `iif`, the decision for a packet from `src` arriving on interface `iif`
+/// (forwarding: refused with `EHOSTUNREACH` or `ENETUNREACH` when the namespace does not
+/// forward IPv4).
+pub fn get(
+    sock: &mut NlSocket,
+    dst: IpAddr,
+    src: Option<IpAddr>,
+    iif: Option<u32>,
+) -> Result<RouteAnswer, NetlinkError> {
+    let full = if dst.is_ipv4() { 32 } else { 128 };
+    let mut msg = RouteMessage::default();
+    msg.header.address_family = if dst.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    msg.header.destination_prefix_length = full;
+    msg.attributes.push(RouteAttribute::Destination(addr(dst)));
+    if let Some(s) = src {
+        msg.header.source_prefix_length = full;
+        msg.attributes.push(RouteAttribute::Source(addr(s)));
+    }
+    if let Some(i) = iif {
+        msg.attributes.push(RouteAttribute::Iif(i));
+    }
+    let answer = match sock.get(RouteNetlinkMessage::GetRoute(msg))? {
+        RouteNetlinkMessage::NewRoute(r) => r,
+        other => {
+            return Err(NetlinkError::Decode(format!(
+                "route get answered with {other:?}"
+            )))
+        }
+    };
+    let mut out = RouteAnswer {
+        kind: answer.header.kind,
+        oif: None,
+        via: None,
+        prefsrc: None,
+    };
+    let ip = |a: &RouteAddress| match a {
+        RouteAddress::Inet(v) => Some(IpAddr::V4(*v)),
+        RouteAddress::Inet6(v) => Some(IpAddr::V6(*v)),
+        _ => None,
+    };
+    for a in &answer.attributes {
+        match a {
+            RouteAttribute::Oif(o) => out.oif = Some(*o),
+            RouteAttribute::Gateway(g) => out.via = ip(g),
+            RouteAttribute::PrefSource(p) => out.prefsrc = ip(p),
+            _ => {}
+        }
+    }
+    Ok(out)
+}

@@ -188,7 +188,10 @@ pub struct Sighting {
 
 /// The sightings of the packet whose key is `k`, in path order (reversed for an answer),
 /// then time.
-fn sightings(seen: &[Seen], k: Key, reverse: bool) -> Vec<Sighting> {
+/// The sightings of the packet `k`, in the order of the points it crossed: `order` lists the
+/// points in that order (the answer's way back); points not in it come after, by index (or by
+/// index backwards, `reverse`, for an answer taking the probe's way back).
+fn sightings(seen: &[Seen], k: Key, reverse: bool, order: &[usize]) -> Vec<Sighting> {
     let mut v: Vec<Sighting> = seen
         .iter()
         .enumerate()
@@ -209,26 +212,29 @@ fn sightings(seen: &[Seen], k: Key, reverse: bool) -> Vec<Sighting> {
         } else {
             s.point
         };
-        (p, s.ts_ns)
+        let listed = order.iter().position(|&o| o == s.point);
+        (listed.is_none(), listed.unwrap_or(p), s.ts_ns)
     });
     v
 }
 
-/// The probe's sightings and its answer's, if the probe was seen leaving at all.
+/// The probe's sightings and its answer's, if the probe was seen leaving at all. `back` lists
+/// the points of the answer's way back in order (empty: the probe's way, backwards).
 pub fn journey(
     seen: &[Seen],
     dst: IpAddr,
     service: Service,
     follow: bool,
+    back: &[usize],
 ) -> Option<(Vec<Sighting>, Vec<Sighting>)> {
     let (_, probe_sum) = probe(seen, dst, service, follow)?;
-    let forward = sightings(seen, key(&probe_sum), false);
+    let forward = sightings(seen, key(&probe_sum), false, &[]);
     let answer = seen
         .iter()
         .filter_map(|s| Some((s.ts_ns, ip_summary(&s.frame)?)))
         .filter(|(_, sum)| is_answer(sum, &probe_sum))
         .min_by_key(|(ts, _)| *ts)
-        .map(|(_, sum)| sightings(seen, key(&sum), true))
+        .map(|(_, sum)| sightings(seen, key(&sum), true, back))
         .unwrap_or_default();
     Some((forward, answer))
 }
@@ -278,7 +284,7 @@ mod tests {
             at(2, 150, In, icmp(up, uplink, 64, true, 300, 9)),
             at(0, 170, In, icmp(up, member, 63, true, 300, 5)),
         ];
-        let (fwd, back) = journey(&seen, IpAddr::from(up), Service::Icmp, false).unwrap();
+        let (fwd, back) = journey(&seen, IpAddr::from(up), Service::Icmp, false, &[]).unwrap();
         let pts: Vec<usize> = fwd.iter().map(|s| s.point).collect();
         assert_eq!(pts, [0, 1, 2, 3]);
         let rw = rewrites(&fwd[1].summary, &fwd[2].summary);
@@ -294,6 +300,28 @@ mod tests {
     }
 
     #[test]
+    fn the_answer_is_ordered_along_its_own_way_back() {
+        use Direction::*;
+        let (a, b) = ([10, 2, 0, 2], [10, 3, 0, 2]);
+        // Probe out through points 0-3; the answer back through 4-7 (another router), seen
+        // out of order in time within the same microsecond.
+        let seen = vec![
+            at(0, 100, Out, icmp(a, b, 64, false, 7, 5)),
+            at(1, 101, In, icmp(a, b, 64, false, 7, 5)),
+            at(2, 102, Out, icmp(a, b, 63, false, 7, 5)),
+            at(3, 103, In, icmp(a, b, 63, false, 7, 5)),
+            at(5, 110, In, icmp(b, a, 64, true, 9, 5)),
+            at(4, 110, Out, icmp(b, a, 64, true, 9, 5)),
+            at(6, 111, Out, icmp(b, a, 63, true, 9, 5)),
+            at(7, 112, In, icmp(b, a, 63, true, 9, 5)),
+        ];
+        let (_, back) = journey(&seen, IpAddr::from(b), Service::Icmp, false, &[4, 5, 6, 7])
+            .expect("a journey");
+        let pts: Vec<usize> = back.iter().map(|s| s.point).collect();
+        assert_eq!(pts, [4, 5, 6, 7]);
+    }
+
+    #[test]
     fn journey_without_the_probe_leaving_is_none() {
         let seen = vec![at(
             1,
@@ -301,6 +329,6 @@ mod tests {
             Direction::In,
             icmp([1, 1, 1, 1], [2, 2, 2, 2], 64, false, 1, 1),
         )];
-        assert!(journey(&seen, "2.2.2.2".parse().unwrap(), Service::Icmp, false).is_none());
+        assert!(journey(&seen, "2.2.2.2".parse().unwrap(), Service::Icmp, false, &[]).is_none());
     }
 }

@@ -1,5 +1,6 @@
-//! `plumb trace`: one probe's journey through a lab, hop by hop. The path is computed from the
-//! lab's own view ([`path`]); a capture point on every interface of it sees the probe pass
+//! `plumb trace`: one probe's journey through a lab, hop by hop. The path is the routing
+//! tables' way through the lab ([`route`]: the kernel's decision in every node), or the lab's
+//! shortest path when they do not lead there ([`path`]); a capture point on every interface of it sees the probe pass
 //! ([`correlate`] recognises it by what NAT leaves alone and names the rewrites between hops);
 //! plumb's own nftables trace table in every namespace on the path ([`nftrace`]) names the
 //! table, chain and rule that dropped it, if one did.
@@ -11,6 +12,7 @@
 pub mod correlate;
 pub mod nftrace;
 pub mod path;
+pub mod route;
 mod watch;
 
 use std::net::IpAddr;
@@ -177,8 +179,14 @@ pub struct Journey {
     pub proto: String,
     /// The address probed.
     pub address: IpAddr,
-    /// The interfaces on the path, in order.
+    /// The interfaces on the path, in order: the routing tables' way (see [`route`]).
     pub path: Vec<PathIface>,
+    /// The interfaces of the answer's way back by the routing tables, from the destination
+    /// (empty when they do not lead back).
+    pub reply_path: Vec<PathIface>,
+    /// Set when the routing tables do not lead to the destination: why, and that the capture
+    /// is on the lab's shortest path instead.
+    pub path_note: Option<String>,
     /// What identifies the probe across NAT, if it was seen leaving.
     pub probe: Option<Key>,
     /// The probe, hop by hop.
@@ -193,6 +201,19 @@ pub struct Journey {
     pub last_seen: Option<String>,
     /// The rule that dropped it, if the nftables trace saw one.
     pub dropped_by: Option<DropRule>,
+}
+
+impl Journey {
+    /// Every capture point: the path's, then those only the answer's way back crosses.
+    pub fn points(&self) -> Vec<PathIface> {
+        let mut out = self.path.clone();
+        for p in &self.reply_path {
+            if !out.contains(p) {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
 }
 
 /// What to trace.
@@ -435,16 +456,47 @@ fn hops(s: &[Sighting], seen: &[Seen], path: &[PathIface], first: u64) -> Vec<Ho
 /// Sends one probe and follows it. `stop` ends the wait early (Ctrl-C).
 pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> {
     let view = crate::lab::view(req.lab)?;
-    let (from, target, to_label, path) = plan(&view, req)?;
+    let (from, target, to_label, graph) = plan(&view, req)?;
     let book = LabAddresses::of_view(&view);
     let address = book.resolve(&from, &target)?.addr;
+    // The way the routing tables send the probe, and its answer back; the lab's shortest path
+    // when they do not lead to the destination (the capture then shows where it stops).
+    let (first, last_node) = (graph[0].node.clone(), graph[graph.len() - 1].node.clone());
+    let routed = route::paths(&view, &first, &last_node, address)?;
+    // Where the routing tables stop short, the capture follows them as far as they go (the
+    // probe goes no further), or the lab's shortest path if they stop in the source itself.
+    let (path, path_note, complete) = match (routed.forward, routed.stopped) {
+        (Some(p), _) if !p.is_empty() => (p, None, true),
+        (_, Some(s)) if s.path.len() >= 2 => (
+            s.path,
+            Some(format!("the routing tables stop there: {}", s.reason)),
+            false,
+        ),
+        (_, Some(s)) => (
+            graph,
+            Some(format!(
+                "the routing tables do not lead there ({}); capturing on the lab's shortest path",
+                s.reason
+            )),
+            true,
+        ),
+        _ => (graph, None, true),
+    };
+    // The answer's way matters only if the probe can get there.
+    let back_path = if complete { routed.back } else { Vec::new() };
+    let mut points = path.clone();
+    for p in &back_path {
+        if !points.contains(p) {
+            points.push(p.clone());
+        }
+    }
     let (filter, l4proto) = match (req.service, address.is_ipv4()) {
         (Service::Icmp, true) => ("icmp", 1),
         (Service::Icmp, false) => ("icmp6", 58),
         (Service::Tcp(_), _) => ("tcp", 6),
         (Service::Udp(_), _) => ("udp", 17),
     };
-    let specs: Vec<PointSpec> = path
+    let specs: Vec<PointSpec> = points
         .iter()
         .map(|p| PointSpec {
             label: format!("{}/{}", p.label, p.iface),
@@ -452,7 +504,7 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
             iface: p.iface.clone(),
         })
         .collect();
-    let mut traces = open_traces(&path, l4proto)?;
+    let mut traces = open_traces(&points, l4proto)?;
     let probe = watch::Probe {
         book: &book,
         from: &from,
@@ -472,7 +524,11 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
             return Err(e);
         }
     };
-    let journey = correlate::journey(&seen, address, req.service, req.follow.is_some());
+    let back: Vec<usize> = back_path
+        .iter()
+        .filter_map(|b| points.iter().position(|p| p == b))
+        .collect();
+    let journey = correlate::journey(&seen, address, req.service, req.follow.is_some(), &back);
     let key = journey
         .as_ref()
         .and_then(|(f, _)| f.first())
@@ -488,16 +544,16 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
     removal?;
     let (fwd, back) = journey.unwrap_or_default();
     let first = fwd.first().map_or(0, |x| x.ts_ns);
-    let hops_fwd = hops(&fwd, &seen, &path, first);
-    let hops_back = hops(&back, &seen, &path, first);
+    let hops_fwd = hops(&fwd, &seen, &points, first);
+    let hops_back = hops(&back, &seen, &points, first);
     let last = path.len() - 1;
-    let arrived = fwd.iter().any(|s| s.point == last);
+    let arrived = complete && fwd.iter().any(|s| s.point == last);
     let last_seen = (!arrived)
         .then(|| {
             fwd.last().map(|s| {
                 format!(
                     "{}/{} {}",
-                    path[s.point].label, path[s.point].iface, s.direction
+                    points[s.point].label, points[s.point].iface, s.direction
                 )
             })
         })
@@ -514,6 +570,8 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
         proto: crate::probe::service_label(req.service),
         address,
         path: path.clone(),
+        reply_path: back_path,
+        path_note,
         probe: key,
         hops: hops_fwd,
         reply: hops_back,

@@ -1,8 +1,9 @@
 //! The interfaces a packet crosses from one node of a lab to another, computed from the lab's
 //! own view (what `plumb show` reads): veth pairs join two nodes, a bridge joins its ports, and
 //! inside a node any two interfaces that are not bridge ports are joined by routing. The path
-//! is a shortest one over that graph (a lab is a tree of namespaces, so it is the one a packet
-//! takes), from any interface of the source node to any of the destination node.
+//! is a shortest one over that graph, from any interface of the source node to any of the
+//! destination node: what `plumb trace` captures on when the routing tables ([`super::route`])
+//! give no way out of the source, and the check that the two nodes are connected at all.
 
 use std::collections::{HashMap, VecDeque};
 

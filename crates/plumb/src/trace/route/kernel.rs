@@ -1,0 +1,123 @@
+//! The walk with the kernel's decisions: one netlink socket inside each node of the lab (opened
+//! on one thread that visits them), `RTM_GETROUTE` for each decision.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::os::fd::OwnedFd;
+
+use netlink_packet_route::route::RouteType;
+
+use super::{follow, Decision, Stopped};
+use crate::inspect::lab::LabView;
+use crate::netlink::{route, NlSocket};
+use crate::netns::{self, NetnsError, NsRef, Registry};
+use crate::trace::path::PathIface;
+
+/// The ways of a probe and of its answer, by the routing tables.
+#[derive(Debug, Clone, Default)]
+pub struct Paths {
+    /// The probe's way, when the walk reached the destination.
+    pub forward: Option<Vec<PathIface>>,
+    /// Why the probe's walk stopped short, if it did.
+    pub stopped: Option<Stopped>,
+    /// The answer's way back (empty if its walk stopped short).
+    pub back: Vec<PathIface>,
+}
+
+/// Opens `node`'s namespace (`host` is the one plumb runs in).
+pub(crate) fn open_node(reg: &Registry, node: &str) -> Result<OwnedFd, NetnsError> {
+    match super::super::ns_of(node) {
+        NsRef::Current => std::fs::File::open("/proc/self/ns/net")
+            .map(OwnedFd::from)
+            .map_err(|source| NetnsError::Enter {
+                name: "host".into(),
+                source,
+            }),
+        r => r.open(reg),
+    }
+}
+
+fn errno_name(e: &crate::netlink::NetlinkError) -> String {
+    match e.errno() {
+        Some(libc::ENETUNREACH) => "no route (ENETUNREACH)".into(),
+        Some(libc::EHOSTUNREACH) => {
+            "no route (EHOSTUNREACH: no route, or the node does not forward)".into()
+        }
+        Some(libc::EINVAL) => "refused (EINVAL: a martian source or destination)".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Walks from `from` to `dst` and back from `to` to the probe's source, with the kernel's
+/// decisions in every node of `view`.
+pub fn paths(view: &LabView, from: &str, to: &str, dst: IpAddr) -> Result<Paths, NetnsError> {
+    let reg = Registry::default();
+    let fds = view
+        .nodes
+        .iter()
+        .map(|n| open_node(&reg, &n.node))
+        .collect::<Result<Vec<_>, _>>()?;
+    let refs: Vec<&OwnedFd> = fds.iter().collect();
+    let mut socks: HashMap<&str, NlSocket> = HashMap::new();
+    for (n, s) in view.nodes.iter().zip(netns::open_sockets(&refs)?) {
+        if let Ok(s) = s {
+            socks.insert(n.node.as_str(), s);
+        }
+    }
+    let index_of = |node: &str, name: &str| {
+        view.nodes
+            .iter()
+            .find(|n| n.node == node)
+            .and_then(|n| n.interfaces.iter().find(|i| i.name == name))
+            .map(|i| i.index)
+    };
+    let name_of = |node: &str, index: u32| {
+        view.nodes
+            .iter()
+            .find(|n| n.node == node)
+            .and_then(|n| n.interfaces.iter().find(|i| i.index == index))
+            .map_or_else(|| format!("ifindex {index}"), |i| i.name.clone())
+    };
+    // One decision: the source's own (no iif; it tells the source address), or a forwarding
+    // one for a packet from `src`.
+    let mut decide = |node: &str, iif: Option<&str>, dst: IpAddr, src: &mut Option<IpAddr>| {
+        let sock = socks
+            .get_mut(node)
+            .ok_or_else(|| "cannot read its routes".to_string())?;
+        let iif = match iif {
+            Some(i) => Some(index_of(node, i).ok_or_else(|| format!("no interface {i}"))?),
+            None => None,
+        };
+        let a = route::get(sock, dst, if iif.is_some() { *src } else { None }, iif)
+            .map_err(|e| errno_name(&e))?;
+        if iif.is_none() && src.is_none() {
+            *src = a.prefsrc;
+        }
+        match a.kind {
+            RouteType::Local => Ok(Decision::Local),
+            RouteType::Unicast => Ok(Decision::Out {
+                oif: a
+                    .oif
+                    .map(|o| name_of(node, o))
+                    .ok_or_else(|| "a route without an interface".to_string())?,
+                via: a.via,
+            }),
+            other => Err(format!("{other:?} route to {dst}").to_lowercase()),
+        }
+    };
+    let mut src = None;
+    let mut out = Paths::default();
+    match follow(view, from, dst, |n, i| decide(n, i, dst, &mut src)) {
+        Ok(p) => out.forward = Some(p),
+        Err(s) => out.stopped = Some(s),
+    }
+    if let Some(back_to) = src {
+        let mut back_src = Some(dst);
+        if let Ok(p) = follow(view, to, back_to, |n, i| {
+            decide(n, i, back_to, &mut back_src)
+        }) {
+            out.back = p;
+        }
+    }
+    Ok(out)
+}
