@@ -181,3 +181,68 @@ fn bench_bad_hops_is_refused_before_anything() {
     assert!(text(&out).contains("is empty"), "{}", describe(&out));
     assert_eq!(sb.netns_list(), Vec::<String>::new());
 }
+
+#[test]
+fn bench_between_two_nodes_of_a_lab_measures_the_routed_path_and_leaves_the_lab_alone() {
+    let sb = sandbox();
+    sb.plumb_ok(&["up", &example("egress.toml")]);
+    settle_carriers(&sb);
+    let show = |sb: &Sandbox| -> Value {
+        serde_json::from_slice(&sb.plumb_ok(&["show", "egress", "--json"]).stdout).expect("show")
+    };
+    let before = show(&sb);
+    let out = sb.plumb(&[
+        "bench",
+        "--lab",
+        "egress",
+        "--from",
+        "client",
+        "--to",
+        "web",
+        "--pings",
+        "40",
+        "--stream-mib",
+        "2",
+        "--json",
+    ]);
+    assert_exit(&out, 0, "plumb bench --lab");
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e})\n{}", describe(&out)));
+    let errs = schema_errors(&v);
+    assert!(errs.is_empty(), "{errs:?}\n{v:#}");
+    let rows = v["hops"].as_array().expect("hops");
+    assert_eq!(rows.len(), 1, "{v:#}");
+    let r = &rows[0];
+    assert_eq!(r["path"], "lab");
+    assert_eq!(v["control"], Value::Array(vec![]));
+    // client and web are members of one bridge in the host: three nodes on the path.
+    assert_eq!(r["hops"], 2, "{r:#}");
+    let through: Vec<&str> = r["through"]
+        .as_array()
+        .expect("through")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(through.first(), Some(&"client/eth0"), "{through:?}");
+    assert_eq!(through.last(), Some(&"web/eth0"), "{through:?}");
+    assert!(through.contains(&"host/lan0"), "{through:?}");
+    assert!(
+        r["between"]
+            .as_str()
+            .is_some_and(|b| b.starts_with("client -> web (")),
+        "{r:#}"
+    );
+    assert_eq!(
+        r["pings"].as_u64().unwrap() + r["lost"].as_u64().unwrap(),
+        40
+    );
+    assert!(f64_of(&r["rtt_median_us"]) > 0.0 && f64_of(&r["throughput_mbit_s"]) > 0.0);
+    // Read, never changed.
+    assert_eq!(show(&sb), before);
+    // An unknown node is refused with the lab's nodes named.
+    let out = sb.plumb(&[
+        "bench", "--lab", "egress", "--from", "client", "--to", "nowhere",
+    ]);
+    assert_exit(&out, 2, "plumb bench --lab with an unknown node");
+    assert!(text(&out).contains("nowhere"), "{}", describe(&out));
+}

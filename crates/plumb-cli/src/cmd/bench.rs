@@ -1,4 +1,4 @@
-//! `plumb bench [--hops A..K] [--json] [--svg FILE]`.
+//! `plumb bench [--hops A..K] [--json] [--svg FILE]`, and `plumb bench --lab LAB --from A --to B`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,9 +11,20 @@ use crate::Outcome;
 /// Measure what namespace crossings cost: UDP round-trip latency (median, 99th percentile) and
 /// single-stream TCP throughput over loopback, one veth, one bridge and chains of routed
 /// namespaces; and plumb's time per namespace, veth, address and route. Builds its own
-/// temporary labs in named namespaces (run it inside `plumb sandbox`).
+/// temporary labs in named namespaces (run it inside `plumb sandbox`). With `--lab`, measures
+/// between two nodes of a lab that is up instead, leaving the lab as it is.
 #[derive(clap::Args)]
 pub struct Args {
+    /// Measure between two nodes of this lab (up already) instead of building labs: the
+    /// routing tables' path from `--from` to `--to`, one row.
+    #[arg(long, requires_all = ["from", "to"], conflicts_with_all = ["hops", "control", "no_control", "svg"])]
+    lab: Option<String>,
+    /// With `--lab`: the node the pings and the stream leave from.
+    #[arg(long, requires = "lab")]
+    from: Option<String>,
+    /// With `--lab`: the node, or an address of the lab, they go to.
+    #[arg(long, requires = "lab")]
+    to: Option<String>,
     /// Hop counts to measure: `A..K` or `K` (from 0): 0 is loopback, 1 one veth and one
     /// bridge, 2..K routed namespace chains.
     #[arg(long, default_value = "0..4", value_parser = parse_hops)]
@@ -65,7 +76,20 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         stream_bytes: a.stream_mib.saturating_mul(1 << 20),
         control: if a.no_control { Vec::new() } else { a.control },
     };
-    let r = bench::run(&o)?;
+    let r = match (&a.lab, &a.from, &a.to) {
+        (Some(lab), Some(from), Some(to)) => {
+            let lab = plumb::model::names::LabName::new(lab)?;
+            bench::run_lab(
+                &o,
+                &bench::LabPair {
+                    lab: &lab,
+                    from,
+                    to,
+                },
+            )?
+        }
+        _ => bench::run(&o)?,
+    };
     if let Some(path) = &a.svg {
         std::fs::write(path, bench::svg::render(&r))
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -92,6 +116,9 @@ fn write_table(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
             "{:>4}  {:<8}  {:>11.1}  {:>11.1}  {:>6}  {:>14.0}",
             h.hops, h.path, h.rtt_median_us, h.rtt_p99_us, h.lost, h.throughput_mbit_s
         )?;
+        if let (Some(b), Some(t)) = (&h.between, &h.through) {
+            writeln!(out, "      {b}: {}", t.join(" -> "))?;
+        }
     }
     if r.control.is_empty() {
         return Ok(());

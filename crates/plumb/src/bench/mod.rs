@@ -12,11 +12,14 @@
 //!   namespaces and end, and talks only to addresses of the bench's own lab.
 //!
 //! Files: `topo` (the labs as topology text), `probe` (the ping-pong and the stream), `svg`
-//! (the chart).
+//! (the chart), `existing` (the same probes between two nodes of a lab that is up).
 
+mod existing;
 pub mod probe;
 pub mod svg;
 pub mod topo;
+
+pub use existing::{run_lab, LabPair};
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::OwnedFd;
@@ -53,6 +56,12 @@ pub enum BenchError {
     /// Bad options.
     #[error("{0}")]
     Options(String),
+    /// The nodes of an existing lab could not be resolved.
+    #[error(transparent)]
+    Trace(#[from] crate::trace::TraceError),
+    /// The destination has no address to measure.
+    #[error(transparent)]
+    Address(#[from] crate::probe::ProbeError),
 }
 
 /// What to measure.
@@ -80,8 +89,14 @@ pub const MAX_CONTROL: usize = 30000;
 pub struct HopRow {
     /// Namespace crossings between the two ends.
     pub hops: u32,
-    /// `loopback`, `veth`, `bridge` or `routed`.
+    /// `loopback`, `veth`, `bridge` or `routed`; `lab` between two nodes of an existing lab.
     pub path: &'static str,
+    /// For `lab`: the two nodes and the address (`a -> b (10.3.0.2)`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub between: Option<String>,
+    /// For `lab`: the interfaces the routing tables send the pings through (`node/iface`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub through: Option<Vec<String>>,
     /// Pings answered.
     pub pings: usize,
     /// Pings lost.
@@ -171,7 +186,7 @@ fn open(reg: &Registry, prefix: &str, node: &str) -> Result<OwnedFd, BenchError>
     Ok(reg.open(&name)?)
 }
 
-fn measure(
+pub(crate) fn measure(
     o: &Options,
     hops: u32,
     path: &'static str,
@@ -197,6 +212,8 @@ fn measure(
     Ok(HopRow {
         hops,
         path,
+        between: None,
+        through: None,
         pings: rtts.len(),
         lost: pp.lost,
         rtt_median_us: us(percentile(&rtts, 50.0)),

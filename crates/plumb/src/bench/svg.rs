@@ -242,6 +242,8 @@ mod tests {
         let row = |hops, path| HopRow {
             hops,
             path,
+            between: None,
+            through: None,
             pings: 10,
             lost: 0,
             rtt_median_us: 12.5,

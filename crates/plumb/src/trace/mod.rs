@@ -253,7 +253,7 @@ fn node_ref(node: &str) -> Result<NodeRef, TraceError> {
 
 /// Resolves the request against the lab's view: the source, the destination node and target,
 /// the path.
-fn plan(
+pub(crate) fn plan(
     view: &LabView,
     req: &Request<'_>,
 ) -> Result<(NodeRef, Target, String, Vec<PathIface>), TraceError> {

@@ -207,7 +207,7 @@ pub fn follow(
 }
 
 mod kernel;
-pub use kernel::{paths, Paths};
+pub use kernel::{open_node, paths, Paths};
 
 #[cfg(test)]
 mod tests;

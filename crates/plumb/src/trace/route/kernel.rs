@@ -25,7 +25,7 @@ pub struct Paths {
 }
 
 /// Opens `node`'s namespace (`host` is the one plumb runs in).
-pub(crate) fn open_node(reg: &Registry, node: &str) -> Result<OwnedFd, NetnsError> {
+pub fn open_node(reg: &Registry, node: &str) -> Result<OwnedFd, NetnsError> {
     match super::super::ns_of(node) {
         NsRef::Current => std::fs::File::open("/proc/self/ns/net")
             .map(OwnedFd::from)
