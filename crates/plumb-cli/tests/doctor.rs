@@ -440,12 +440,13 @@ fn doctor_interface_down_that_the_lab_declares_up_is_an_error() {
 #[test]
 fn doctor_veth_whose_peer_left_every_named_namespace_is_a_warning() {
     let (sb, _) = with_lab(STAR);
-    // db's namespace leaves /run/netns but stays alive through a bind mount elsewhere: the
-    // lab's host end of its veth now leads nowhere doctor can see. A foreign veth into such a
-    // namespace (a container's, usually) is only worth knowing.
+    // db's namespace leaves /run/netns but stays alive through a bind mount elsewhere: for
+    // `plumb doctor star` (the lab's namespaces, which are named), the lab's host end of its
+    // veth now leads nowhere. A foreign veth into such a namespace (a container's, usually) is
+    // only worth knowing.
     sb.sh_ok("touch /run/held && mount --bind /run/netns/db /run/held && ip netns del db");
     sb.sh_ok("ip netns add hidden && ip link add va type veth peer name vb netns hidden && touch /run/held2 && mount --bind /run/netns/hidden /run/held2 && ip netns del hidden");
-    let r = doctor(&sb, &[], 0);
+    let r = doctor(&sb, &["star"], 0);
     let lab_ends: Vec<Value> = of(&r, "veth-peer-gone")
         .into_iter()
         .filter(|f| f["lab"] == "star")
@@ -457,6 +458,43 @@ fn doctor_veth_whose_peer_left_every_named_namespace_is_a_warning() {
     assert!(lab_ends[0]["evidence"]["peer_netnsid"] != "none", "{r:#}");
     let foreign = finding(&r, "veth-peer-gone", "host/va");
     assert_eq!(foreign["severity"], "info", "{foreign:#}");
+}
+
+#[test]
+fn doctor_of_the_whole_machine_follows_veths_into_namespaces_outside_run_netns() {
+    let sb = sandbox();
+    // A namespace held only by a process (as a container's is), a veth into it whose ends
+    // disagree on the MTU, and one held only by a bind mount outside /run/netns.
+    let mut holder = spawn_ready(&sb, "exec unshare --net sh -c 'echo ready; exec sleep 600'");
+    let pid = holder.id().to_string();
+    sb.run_ok(&[
+        "ip", "link", "add", "va", "mtu", "1400", "type", "veth", "peer", "name", "eth0", "netns",
+        &pid,
+    ]);
+    sb.sh_ok("ip netns add hidden && ip link add vb type veth peer name eth1 netns hidden && touch /run/held && mount --bind /run/netns/hidden /run/held && ip netns del hidden");
+    let inode = sb.sh_ok("stat -L -c %i /run/held").trim().to_string();
+    let r = doctor(&sb, &[], 0);
+    // Both far ends are found: no lost peer; the MTU mismatch names the process's namespace.
+    assert!(of(&r, "veth-peer-gone").is_empty(), "{r:#}");
+    let f = finding(&r, "mtu-mismatch", &format!("host/va <-> pid:{pid}/eth0"));
+    assert_eq!(
+        num(&f["evidence"][format!("mtu pid:{pid}/eth0")]),
+        1500,
+        "{f:#}"
+    );
+    assert_eq!(num(&f["evidence"]["mtu host/va"]), 1400, "{f:#}");
+    // Neither is leaked: something other than a name holds each.
+    assert!(of(&r, "leaked-namespace").is_empty(), "{r:#}");
+    // A fault in the bind-mounted one is seen too, under its label.
+    sb.run_ok(&["ip", "link", "set", "vb", "mtu", "1300"]);
+    let r = doctor(&sb, &[], 0);
+    finding(
+        &r,
+        "mtu-mismatch",
+        &format!("host/vb <-> net:[{inode}]/eth1"),
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
 }
 
 #[test]

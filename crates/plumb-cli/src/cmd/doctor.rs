@@ -54,8 +54,15 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let t0 = std::time::Instant::now();
-    let snap = inspect::snapshot(&reg, Depth::Full, &|_| Vec::new())
+    let mut snap = inspect::snapshot(&reg, Depth::Full, &|_| Vec::new())
         .context("cannot read the machine's network state")?;
+    // The whole machine unless labs were named: containers' namespaces, and any other one not
+    // in /run/netns, are examined too.
+    let paths = if a.targets.is_empty() {
+        inspect::add_unnamed(&mut snap).context("cannot read the machine's other namespaces")?
+    } else {
+        Default::default()
+    };
     let present = snap.labs();
     for (t, n) in a.targets.iter().zip(&names) {
         if !is_file(t) && !present.contains_key(n) {
@@ -63,7 +70,7 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let t_snap = t0.elapsed();
-    let extra = doctor::gather(&snap, &reg).context("cannot read what doctor needs")?;
+    let extra = doctor::gather(&snap, &reg, &paths).context("cannot read what doctor needs")?;
     let t_extra = t0.elapsed() - t_snap;
     let labs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut findings = doctor::diagnose(&snap, &extra, &labs);

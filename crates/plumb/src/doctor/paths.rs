@@ -373,9 +373,14 @@ pub(crate) fn lost_peers(snap: &Snapshot, pairs: &Pairs<'_>) -> Vec<Finding> {
                 .with("operstate", e.link.operstate.clone())
                 .why("a veth is a cable: whatever is sent into this end comes out where nobody on this machine's named namespaces listens; usually the other side's namespace was removed from /run/netns while a process still holds it, or the end was moved away by hand")
                 .fix(format!(
-                    "find the namespace holding the peer (ip link show {} shows link-netnsid), or delete this end: ip{} link del {}{}",
+                    "find the namespace holding the peer (ip link show {} shows link-netnsid), or delete this end: {}link del {}{}",
                     e.link.name,
-                    e.ns.map_or(String::new(), |n| format!(" -n {n}")),
+                    match e.ns {
+                        None => "ip ".to_string(),
+                        // A namespace outside /run/netns goes by its label (pid:PID, docker:ID…).
+                        Some(n) if n.contains(':') => format!("plumb exec {n} -- ip "),
+                        Some(n) => format!("ip -n {n} "),
+                    },
                     e.link.name,
                     e.link.owner().map_or(String::new(), |l| format!(" (or `plumb up` lab {l} again)")),
                 )),

@@ -14,6 +14,7 @@ use netlink_packet_route::RouteNetlinkMessage;
 
 use super::{Extra, LimitSource, NeighTable, NsExtra};
 use crate::inspect::{LinkKind, NsState, Snapshot};
+use crate::model::names::NsName;
 use crate::netlink::{NetlinkError, NlSocket};
 use crate::netns::{self, NetnsError, Registry};
 use crate::nftables::wire::{self, family, msg, nft_type, Msg};
@@ -328,8 +329,13 @@ fn held_otherwise() -> BTreeSet<u64> {
         .collect()
 }
 
-/// Reads what doctor needs besides `snap`: in the host and in each readable named namespace.
-pub fn gather(snap: &Snapshot, reg: &Registry) -> Result<Extra, DoctorError> {
+/// Reads what doctor needs besides `snap`: in the host and in each readable namespace, named
+/// ones through `reg`, the others (added by [`crate::inspect::add_unnamed`]) through `paths`.
+pub fn gather(
+    snap: &Snapshot,
+    reg: &Registry,
+    paths: &BTreeMap<NsName, std::path::PathBuf>,
+) -> Result<Extra, DoctorError> {
     let own: Vec<String> = snap
         .labs()
         .keys()
@@ -355,7 +361,11 @@ pub fn gather(snap: &Snapshot, reg: &Registry) -> Result<Extra, DoctorError> {
     for (name, ns) in &snap.namespaces {
         let Ok(state) = &ns.state else { continue };
         // A namespace that vanished since the snapshot is left out.
-        if let Ok(fd) = reg.open(name) {
+        let fd = match paths.get(name) {
+            Some(p) => std::fs::File::open(p).map(OwnedFd::from).ok(),
+            None => reg.open(name).ok(),
+        };
+        if let Some(fd) = fd {
             names.push((name.clone(), state));
             fds.push(fd);
         }
@@ -367,9 +377,11 @@ pub fn gather(snap: &Snapshot, reg: &Registry) -> Result<Extra, DoctorError> {
     let mut namespaces = BTreeMap::new();
     for ((name, _), r) in names.into_iter().zip(read) {
         let Ok(mut x) = r else { continue };
-        x.has_process = std::fs::metadata(reg.path(&name))
-            .map(|m| with_procs.contains(&m.ino()))
-            .unwrap_or(false);
+        // One found by discovery is held by something other than a name, by definition.
+        x.has_process = paths.contains_key(&name)
+            || std::fs::metadata(reg.path(&name))
+                .map(|m| with_procs.contains(&m.ino()))
+                .unwrap_or(false);
         namespaces.insert(name, x);
     }
     Ok(Extra {

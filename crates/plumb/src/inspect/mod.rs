@@ -28,7 +28,7 @@ pub use crate::netlink::addr::AddrState;
 pub use crate::netlink::link::{LinkKind, LinkState};
 pub use crate::netlink::route::RouteState;
 pub use machine::KernelMachine;
-pub use snapshot::{snapshot, Depth, InspectError};
+pub use snapshot::{add_unnamed, snapshot, Depth, InspectError};
 pub use view::MachineView;
 pub use world::{machine, MachineError};
 

@@ -201,3 +201,52 @@ pub fn snapshot(
     }
     Ok(Snapshot { host, namespaces })
 }
+
+/// Adds to `snap` every network namespace of the machine it lacks: a container's, one held by
+/// a process, a thread, an open descriptor or a bind mount outside `/run/netns`, found by
+/// [`super::discover`] and read like the named ones; each under its label (`docker:ID12`,
+/// `pid:PID`, `net:[INODE]`…), which never names a file in `/run/netns`. Returns where each
+/// added namespace can be opened. One that cannot be opened any more (gone since discovery) is
+/// left out; one that cannot be read is added with the reason.
+pub fn add_unnamed(
+    snap: &mut Snapshot,
+) -> Result<BTreeMap<NsName, std::path::PathBuf>, InspectError> {
+    let found = super::discover::discover(&super::discover::Roots::default());
+    let mut paths = BTreeMap::new();
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    let mut names: Vec<NsName> = Vec::new();
+    for f in found.namespaces {
+        if f.current
+            || f.name()
+                .is_some_and(|n| NsName::new(n).is_ok_and(|n| snap.namespaces.contains_key(&n)))
+        {
+            continue;
+        }
+        let Ok(name) = NsName::new(&f.label()) else {
+            continue;
+        };
+        if snap.namespaces.contains_key(&name) || paths.contains_key(&name) {
+            continue;
+        }
+        let Ok(file) = std::fs::File::open(&f.open_path) else {
+            continue;
+        };
+        fds.push(OwnedFd::from(file));
+        names.push(name.clone());
+        paths.insert(name, f.open_path);
+    }
+    let refs: Vec<&OwnedFd> = fds.iter().collect();
+    let read = netns::run_in_each(&refs, |_| {
+        NlSocket::open().and_then(|mut s| read_ns(&mut s))
+    })?;
+    for (name, r) in names.into_iter().zip(read) {
+        let state = match r {
+            Ok(Ok(st)) => Ok(st),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(format!("cannot enter: {e}")),
+        };
+        snap.namespaces
+            .insert(name.clone(), NamedNs { name, state });
+    }
+    Ok(paths)
+}
