@@ -166,3 +166,83 @@ fn trace_says_where_the_routing_tables_stop() {
         "{hops:?}"
     );
 }
+
+/// (kind, from, to) of every rewrite of `key`'s hops.
+fn rewrites(doc: &Value, key: &str) -> Vec<(String, String, String)> {
+    doc[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no {key} in {doc:#}"))
+        .iter()
+        .flat_map(|h| h["rewrites"].as_array().cloned().unwrap_or_default())
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or("?").to_string();
+            (s("kind"), s("from"), s("to"))
+        })
+        .collect()
+}
+
+#[test]
+fn trace_to_a_published_port_follows_the_dnat_to_the_member() {
+    let sb = sandbox();
+    sb.plumb_ok(&["up", &example("egress.toml")]);
+    settle_carriers(&sb);
+    // web serves port 80, which the host publishes as 8080/tcp.
+    let server = common::sockets::serve(&sb, Some("web"), "tcp", 80, 1, "3");
+    let out = sb.plumb(&[
+        "trace",
+        "egress",
+        "upstream",
+        "203.0.113.1",
+        "--proto",
+        "tcp/8080",
+        "--json",
+    ]);
+    server.finish();
+    assert_exit(&out, 0, "plumb trace to a published port");
+    let doc: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e})\n{}", describe(&out)));
+    assert_eq!(doc["reached"], true, "{doc:#}");
+    let path = points(&doc, "path");
+    assert_eq!(
+        &path[..3],
+        ["upstream/eth0", "host/up0", "host/lan0"],
+        "{path:?}"
+    );
+    assert_eq!(
+        path.last().map(String::as_str),
+        Some("web/eth0"),
+        "{path:?}"
+    );
+    let hops = points(&doc, "hops");
+    assert_eq!(
+        hops.last().map(String::as_str),
+        Some("web/eth0 in"),
+        "{hops:?}"
+    );
+    assert_eq!(
+        rewrites(&doc, "hops"),
+        [(
+            "DNAT".to_string(),
+            "203.0.113.1:8080".to_string(),
+            "10.90.0.2:80".to_string()
+        )],
+        "{doc:#}"
+    );
+    let reply = points(&doc, "reply");
+    assert_eq!(
+        reply.first().map(String::as_str),
+        Some("web/eth0 out"),
+        "{reply:?}"
+    );
+    assert_eq!(
+        reply.last().map(String::as_str),
+        Some("upstream/eth0 in"),
+        "{reply:?}"
+    );
+    assert!(
+        rewrites(&doc, "reply")
+            .iter()
+            .any(|(k, f, t)| k == "SNAT" && f == "10.90.0.2:80" && t == "203.0.113.1:8080"),
+        "{doc:#}"
+    );
+}

@@ -40,7 +40,7 @@ pub fn run_lab(o: &Options, pair: &LabPair<'_>) -> Result<Report, BenchError> {
     let (from, target, to_label, graph) = trace::plan(&view, &req)?;
     let addr = LabAddresses::of_view(&view).resolve(&from, &target)?.addr;
     let (first, last) = (graph[0].node.clone(), graph[graph.len() - 1].node.clone());
-    let through = route::paths(&view, &first, &last, addr)?
+    let through = route::paths(&view, &first, addr, crate::model::Service::Icmp)?
         .forward
         .unwrap_or(graph);
     let mut nodes: Vec<&str> = through.iter().map(|p| p.node.as_str()).collect();

@@ -461,8 +461,7 @@ pub fn run(req: &Request<'_>, stop: &AtomicBool) -> Result<Journey, TraceError> 
     let address = book.resolve(&from, &target)?.addr;
     // The way the routing tables send the probe, and its answer back; the lab's shortest path
     // when they do not lead to the destination (the capture then shows where it stops).
-    let (first, last_node) = (graph[0].node.clone(), graph[graph.len() - 1].node.clone());
-    let routed = route::paths(&view, &first, &last_node, address)?;
+    let routed = route::paths(&view, &graph[0].node, address, req.service)?;
     // Where the routing tables stop short, the capture follows them as far as they go (the
     // probe goes no further), or the lab's shortest path if they stop in the source itself.
     let (path, path_note, complete) = match (routed.forward, routed.stopped) {

@@ -123,6 +123,18 @@ pub fn follow(
     view: &LabView,
     from: &str,
     dst: IpAddr,
+    decide: impl FnMut(&str, Option<&str>) -> Result<Decision, String>,
+) -> Result<Vec<PathIface>, Stopped> {
+    follow_from(view, from, None, dst, decide)
+}
+
+/// [`follow`] for a packet that is in node `from` already, having come in by `iif` (`None`:
+/// sent by `from` itself): how it goes on once a node has rewritten its destination.
+pub fn follow_from(
+    view: &LabView,
+    from: &str,
+    iif: Option<&str>,
+    dst: IpAddr,
     mut decide: impl FnMut(&str, Option<&str>) -> Result<Decision, String>,
 ) -> Result<Vec<PathIface>, Stopped> {
     let mut path: Vec<PathIface> = Vec::new();
@@ -131,7 +143,7 @@ pub fn follow(
         reason,
     };
     let mut n = node(view, from).ok_or_else(|| stop(&path, format!("no node {from}")))?;
-    let mut iif: Option<String> = None;
+    let mut iif: Option<String> = iif.map(str::to_string);
     for _ in 0..MAX_NODES {
         if iif.is_some() && holds(n, dst) {
             return Ok(path);

@@ -7,8 +7,10 @@ use std::os::fd::OwnedFd;
 
 use netlink_packet_route::route::RouteType;
 
-use super::{follow, Decision, Stopped};
+use super::{follow, follow_from, Decision, Stopped};
+use crate::firewall::Rule;
 use crate::inspect::lab::LabView;
+use crate::model::{Proto, Service};
 use crate::netlink::{route, NlSocket};
 use crate::netns::{self, NetnsError, NsRef, Registry};
 use crate::trace::path::PathIface;
@@ -18,6 +20,9 @@ use crate::trace::path::PathIface;
 pub struct Paths {
     /// The probe's way, when the walk reached the destination.
     pub forward: Option<Vec<PathIface>>,
+    /// Where a port the destination node publishes sent the probe on (the lab's DNAT), if it
+    /// did: the member's address and port.
+    pub dnat: Option<(IpAddr, u16)>,
     /// Why the probe's walk stopped short, if it did.
     pub stopped: Option<Stopped>,
     /// The answer's way back (empty if its walk stopped short).
@@ -48,9 +53,34 @@ fn errno_name(e: &crate::netlink::NetlinkError) -> String {
     }
 }
 
-/// Walks from `from` to `dst` and back from `to` to the probe's source, with the kernel's
-/// decisions in every node of `view`.
-pub fn paths(view: &LabView, from: &str, to: &str, dst: IpAddr) -> Result<Paths, NetnsError> {
+/// Where `node`'s published ports send `service` (the lab's own DNAT, as `show` lists it).
+fn published(view: &LabView, node: &str, service: Service) -> Option<(IpAddr, u16)> {
+    let (proto, port) = match service {
+        Service::Tcp(p) => (Proto::Tcp, p),
+        Service::Udp(p) => (Proto::Udp, p),
+        Service::Icmp => return None,
+    };
+    let rules = view.nodes.iter().find(|n| n.node == node)?.rules.as_ref()?;
+    rules.published.iter().find_map(|r| match r {
+        Rule::Publish {
+            proto: pr,
+            host_port,
+            to,
+            port: p,
+        } if *pr == proto && *host_port == port => Some((*to, *p)),
+        _ => None,
+    })
+}
+
+/// Walks from `from` to `dst` (on to a member when the node reached publishes the probe's
+/// port) and back from where it ends to the probe's source, with the kernel's decisions in
+/// every node of `view`.
+pub fn paths(
+    view: &LabView,
+    from: &str,
+    dst: IpAddr,
+    service: Service,
+) -> Result<Paths, NetnsError> {
     let reg = Registry::default();
     let fds = view
         .nodes
@@ -107,13 +137,47 @@ pub fn paths(view: &LabView, from: &str, to: &str, dst: IpAddr) -> Result<Paths,
     };
     let mut src = None;
     let mut out = Paths::default();
+    let mut reached = dst;
     match follow(view, from, dst, |n, i| decide(n, i, dst, &mut src)) {
-        Ok(p) => out.forward = Some(p),
+        Ok(mut p) => {
+            let at = p.last().cloned();
+            let dnat = at
+                .as_ref()
+                .and_then(|a| Some((a, published(view, &a.node, service)?)));
+            match dnat {
+                Some((a, (member, port))) => {
+                    let on = follow_from(view, &a.node, Some(&a.iface), member, |n, i| {
+                        decide(n, i, member, &mut src)
+                    });
+                    out.dnat = Some((member, port));
+                    reached = member;
+                    match on {
+                        Ok(more) => {
+                            // Out of the bridge it came in by (hairpin): listed once.
+                            let skip = usize::from(more.first() == p.last());
+                            p.extend(more.into_iter().skip(skip));
+                            out.forward = Some(p);
+                        }
+                        Err(mut s) => {
+                            p.append(&mut s.path);
+                            s.path = p;
+                            out.stopped = Some(s);
+                        }
+                    }
+                }
+                None => out.forward = Some(p),
+            }
+        }
         Err(s) => out.stopped = Some(s),
     }
-    if let Some(back_to) = src {
-        let mut back_src = Some(dst);
-        if let Ok(p) = follow(view, to, back_to, |n, i| {
+    let end = out
+        .forward
+        .as_ref()
+        .and_then(|p| p.last())
+        .map(|p| p.node.clone());
+    if let (Some(back_to), Some(end)) = (src, end) {
+        let mut back_src = Some(reached);
+        if let Ok(p) = follow(view, &end, back_to, |n, i| {
             decide(n, i, back_to, &mut back_src)
         }) {
             out.back = p;
