@@ -20,9 +20,6 @@ use crate::trace::path::PathIface;
 pub struct Paths {
     /// The probe's way, when the walk reached the destination.
     pub forward: Option<Vec<PathIface>>,
-    /// Where a port the destination node publishes sent the probe on (the lab's DNAT), if it
-    /// did: the member's address and port.
-    pub dnat: Option<(IpAddr, u16)>,
     /// Why the probe's walk stopped short, if it did.
     pub stopped: Option<Stopped>,
     /// The answer's way back (empty if its walk stopped short).
@@ -53,8 +50,9 @@ fn errno_name(e: &crate::netlink::NetlinkError) -> String {
     }
 }
 
-/// Where `node`'s published ports send `service` (the lab's own DNAT, as `show` lists it).
-fn published(view: &LabView, node: &str, service: Service) -> Option<(IpAddr, u16)> {
+/// The member address `node`'s published ports send `service` to (the lab's own DNAT, as
+/// `show` lists it).
+fn published(view: &LabView, node: &str, service: Service) -> Option<IpAddr> {
     let (proto, port) = match service {
         Service::Tcp(p) => (Proto::Tcp, p),
         Service::Udp(p) => (Proto::Udp, p),
@@ -66,8 +64,8 @@ fn published(view: &LabView, node: &str, service: Service) -> Option<(IpAddr, u1
             proto: pr,
             host_port,
             to,
-            port: p,
-        } if *pr == proto && *host_port == port => Some((*to, *p)),
+            ..
+        } if *pr == proto && *host_port == port => Some(*to),
         _ => None,
     })
 }
@@ -145,11 +143,10 @@ pub fn paths(
                 .as_ref()
                 .and_then(|a| Some((a, published(view, &a.node, service)?)));
             match dnat {
-                Some((a, (member, port))) => {
+                Some((a, member)) => {
                     let on = follow_from(view, &a.node, Some(&a.iface), member, |n, i| {
                         decide(n, i, member, &mut src)
                     });
-                    out.dnat = Some((member, port));
                     reached = member;
                     match on {
                         Ok(more) => {
