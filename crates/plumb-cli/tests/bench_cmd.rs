@@ -21,20 +21,7 @@ fn bench(sb: &Sandbox, extra: &[&str]) -> std::process::Output {
 }
 
 fn schema_errors(v: &Value) -> Vec<String> {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/schema/bench.v1.json"
-    );
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {path}: {e}")),
-    )
-    .expect("the schema is JSON");
-    jsonschema::draft202012::options()
-        .build(&schema)
-        .expect("a usable schema")
-        .iter_errors(v)
-        .map(|e| format!("at {}: {e}", e.instance_path()))
-        .collect()
+    common::schema_errors("bench.v1.json", v)
 }
 
 fn f64_of(v: &Value) -> f64 {

@@ -14,17 +14,7 @@ mod suite;
 use std::path::Path;
 
 use serde_json::{json, Value};
-use suite::{table, Cni, Impl, BRIDGE, DATA_DIR, NET};
-
-fn with_plumb(check: impl FnOnce(&Cni<'_>)) {
-    let sb = common::sandbox();
-    let plumb = Path::new(env!("CARGO_BIN_EXE_plumb"));
-    check(&Cni {
-        sb: &sb,
-        imp: Impl::Plumb,
-        plumb,
-    });
-}
+use suite::{table, with_plumb, Cni, BRIDGE, DATA_DIR, NET};
 
 #[test]
 fn cni_add_builds_the_attachment() {

@@ -9,20 +9,8 @@ mod common;
 #[path = "common/cni.rs"]
 mod suite;
 
-use std::path::Path;
-
 use serde_json::{json, Value};
-use suite::{Cni, Impl, BRIDGE, NET};
-
-fn with_plumb(check: impl FnOnce(&Cni<'_>)) {
-    let sb = common::sandbox();
-    let plumb = Path::new(env!("CARGO_BIN_EXE_plumb"));
-    check(&Cni {
-        sb: &sb,
-        imp: Impl::Plumb,
-        plumb,
-    });
-}
+use suite::{with_plumb, Cni, BRIDGE, NET};
 
 /// The names of the interfaces in `ns` (or the host).
 fn names(c: &Cni<'_>, ns: Option<&str>) -> Vec<String> {

@@ -7,20 +7,8 @@ mod common;
 #[path = "common/cni.rs"]
 mod suite;
 
-use std::path::Path;
-
 use serde_json::{json, Value};
-use suite::{table, Cni, Impl, BRIDGE, HOST_UP, NET};
-
-fn with_plumb(check: impl FnOnce(&Cni<'_>)) {
-    let sb = common::sandbox();
-    let plumb = Path::new(env!("CARGO_BIN_EXE_plumb"));
-    check(&Cni {
-        sb: &sb,
-        imp: Impl::Plumb,
-        plumb,
-    });
-}
+use suite::{table, with_plumb, Cni, BRIDGE, HOST_UP, NET};
 
 #[test]
 fn cni_port_mapping_is_reachable_and_rules_do_not_grow() {

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::*;
@@ -46,25 +45,7 @@ fn trace_json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
     assert_exit(&out, code, &format!("plumb {argv:?}"));
     let doc: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e})\n{}", describe(&out)));
-    let schema_path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/schema/trace.v1.json"
-    ));
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(&schema_path).expect("schema"))
-            .expect("JSON");
-    let v = jsonschema::draft202012::options()
-        .should_validate_formats(true)
-        .build(&schema)
-        .expect("a usable schema");
-    let errs: Vec<String> = v
-        .iter_errors(&doc)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(
-        errs.is_empty(),
-        "trace --json does not match its schema: {errs:?}\n{doc:#}"
-    );
+    assert_schema("trace.v1.json", &doc);
     doc
 }
 

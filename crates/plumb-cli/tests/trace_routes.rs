@@ -6,8 +6,6 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 use plumb_testkit::{describe, Sandbox};
 use serde_json::Value;
@@ -71,18 +69,7 @@ fn trace(sb: &Sandbox, code: i32) -> Value {
     assert_exit(&out, code, "plumb trace");
     let doc: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e})\n{}", describe(&out)));
-    let schema_path = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../docs/schema/trace.v1.json"
-    ));
-    let schema: Value =
-        serde_json::from_str(&std::fs::read_to_string(&schema_path).expect("schema"))
-            .expect("JSON");
-    let v = jsonschema::draft202012::options()
-        .build(&schema)
-        .expect("a usable schema");
-    let errs: Vec<String> = v.iter_errors(&doc).map(|e| e.to_string()).collect();
-    assert!(errs.is_empty(), "{errs:?}\n{doc:#}");
+    assert_schema("trace.v1.json", &doc);
     doc
 }
 

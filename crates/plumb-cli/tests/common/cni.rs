@@ -35,6 +35,16 @@ pub enum Impl {
     Reference,
 }
 
+/// Runs `check` against plumb in plugin mode, in a fresh sandbox.
+pub fn with_plumb(check: impl FnOnce(&Cni<'_>)) {
+    let sb = crate::common::sandbox();
+    check(&Cni {
+        sb: &sb,
+        imp: Impl::Plumb,
+        plumb: Path::new(env!("CARGO_BIN_EXE_plumb")),
+    });
+}
+
 /// A plugin in a sandbox.
 pub struct Cni<'a> {
     /// The sandbox.

@@ -576,3 +576,29 @@ pub fn spawn_ready(sb: &Sandbox, script: &str) -> std::process::Child {
     assert_eq!(line.trim(), "ready", "`{script}` did not say ready");
     c
 }
+
+/// Every error of `doc` against `docs/schema/NAME` (JSON Schema draft 2020-12, formats checked),
+/// one line each with where in `doc` it is.
+pub fn schema_errors(name: &str, doc: &Value) -> Vec<String> {
+    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/schema")).join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let schema: Value = serde_json::from_str(&text)
+        .unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+    jsonschema::draft202012::options()
+        .should_validate_formats(true)
+        .build(&schema)
+        .unwrap_or_else(|e| panic!("{} is not a usable schema: {e}", path.display()))
+        .iter_errors(doc)
+        .map(|e| format!("at {}: {e}", e.instance_path()))
+        .collect()
+}
+
+/// Panics with every error unless `doc` matches `docs/schema/NAME`.
+pub fn assert_schema(name: &str, doc: &Value) {
+    let errs = schema_errors(name, doc);
+    assert!(
+        errs.is_empty(),
+        "the output does not match {name}: {errs:#?}\n{doc:#}"
+    );
+}

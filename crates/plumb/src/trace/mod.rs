@@ -10,6 +10,8 @@
 //! plumb's socket closes, whatever ends plumb).
 
 pub mod correlate;
+#[cfg(test)]
+mod fixtures;
 pub mod nftrace;
 pub mod path;
 pub mod route;

@@ -113,61 +113,8 @@ pub fn find(view: &LabView, from: &str, to: &str) -> Option<Vec<PathIface>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inspect::lab::{IfaceView, NodeView};
     use crate::inspect::LinkKind;
-
-    fn iface(name: &str, peer: Option<&str>, master: Option<&str>) -> IfaceView {
-        IfaceView {
-            name: name.into(),
-            index: 0,
-            kind: LinkKind::Veth,
-            up: true,
-            lower_up: true,
-            state: "up".into(),
-            mtu: 1500,
-            mac: None,
-            addresses: vec![],
-            peer: peer.map(Into::into),
-            master: master.map(Into::into),
-            ports: vec![],
-            isolated: false,
-        }
-    }
-
-    fn node(name: &str, interfaces: Vec<IfaceView>) -> NodeView {
-        NodeView {
-            node: name.into(),
-            label: name.into(),
-            interfaces,
-            routes: vec![],
-            rules: None,
-        }
-    }
-
-    /// examples/egress.toml as `show` sees it.
-    fn egress() -> LabView {
-        LabView {
-            version: 2,
-            lab: "egress".into(),
-            nodes: vec![
-                node(
-                    "host",
-                    vec![
-                        iface("lan0", None, None),
-                        iface("veth-web", Some("web:eth0"), Some("lan0")),
-                        iface("veth-client", Some("client:eth0"), Some("lan0")),
-                        iface("up0", Some("upstream:eth0"), None),
-                    ],
-                ),
-                node(
-                    "client",
-                    vec![iface("eth0", Some("host:veth-client"), None)],
-                ),
-                node("upstream", vec![iface("eth0", Some("host:up0"), None)]),
-                node("web", vec![iface("eth0", Some("host:veth-web"), None)]),
-            ],
-        }
-    }
+    use crate::trace::fixtures::{egress, iface, node};
 
     fn names(p: &[PathIface]) -> Vec<String> {
         p.iter()
@@ -208,8 +155,10 @@ mod tests {
     #[test]
     fn find_unconnected_or_unknown_nodes_is_none() {
         let mut v = egress();
-        v.nodes
-            .push(node("island", vec![iface("eth0", None, None)]));
+        v.nodes.push(node(
+            "island",
+            vec![iface("eth0", LinkKind::Veth, None, None, None)],
+        ));
         assert!(find(&v, "client", "island").is_none());
         assert!(find(&v, "client", "nowhere").is_none());
     }
