@@ -17,7 +17,8 @@ use plumb::trace::{self, Hop, Journey, Request};
 use crate::Outcome;
 
 /// Send one probe between two nodes of a lab and show its journey hop by hop: every interface
-/// on the path, NAT rewrites, and the nftables rule that dropped it.
+/// on the path the routing tables give (and on the answer's way back), NAT rewrites (a
+/// published port is followed to its member), and the nftables rule that dropped it.
 #[derive(clap::Args)]
 pub struct Args {
     /// The lab (its name).
