@@ -1,5 +1,5 @@
-//! The walk with the kernel's decisions: one netlink socket inside each node of the lab (opened
-//! on one thread that visits them), `RTM_GETROUTE` for each decision.
+//! The walk with the kernel's decisions: one netlink socket inside each node the walk enters
+//! (opened when it first gets there), `RTM_GETROUTE` for each decision.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -80,18 +80,9 @@ pub fn paths(
     service: Service,
 ) -> Result<Paths, NetnsError> {
     let reg = Registry::default();
-    let fds = view
-        .nodes
-        .iter()
-        .map(|n| open_node(&reg, &n.node))
-        .collect::<Result<Vec<_>, _>>()?;
-    let refs: Vec<&OwnedFd> = fds.iter().collect();
-    let mut socks: HashMap<&str, NlSocket> = HashMap::new();
-    for (n, s) in view.nodes.iter().zip(netns::open_sockets(&refs)?) {
-        if let Ok(s) = s {
-            socks.insert(n.node.as_str(), s);
-        }
-    }
+    // A socket inside each node the walks enter (a few, whatever the lab's size), opened the
+    // first time it is asked a decision; `None` when it cannot be had.
+    let mut socks: HashMap<String, Option<NlSocket>> = HashMap::new();
     let index_of = |node: &str, name: &str| {
         view.nodes
             .iter()
@@ -110,7 +101,12 @@ pub fn paths(
     // one for a packet from `src`.
     let mut decide = |node: &str, iif: Option<&str>, dst: IpAddr, src: &mut Option<IpAddr>| {
         let sock = socks
-            .get_mut(node)
+            .entry(node.to_string())
+            .or_insert_with(|| {
+                let fd = open_node(&reg, node).ok()?;
+                netns::open_sockets(&[&fd]).ok()?.pop()?.ok()
+            })
+            .as_mut()
             .ok_or_else(|| "cannot read its routes".to_string())?;
         let iif = match iif {
             Some(i) => Some(index_of(node, i).ok_or_else(|| format!("no interface {i}"))?),
