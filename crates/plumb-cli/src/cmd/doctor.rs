@@ -57,9 +57,11 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
     let mut snap = inspect::snapshot(&reg, Depth::Full, &|_| Vec::new())
         .context("cannot read the machine's network state")?;
     // The whole machine unless labs were named: containers' namespaces, and any other one not
-    // in /run/netns, are examined too.
+    // in /run/netns, are examined too. Discovery (every process and mount) runs once.
+    let found = inspect::discover::discover(&inspect::discover::Roots::default());
     let paths = if a.targets.is_empty() {
-        inspect::add_unnamed(&mut snap).context("cannot read the machine's other namespaces")?
+        inspect::add_unnamed(&mut snap, &found)
+            .context("cannot read the machine's other namespaces")?
     } else {
         Default::default()
     };
@@ -70,7 +72,8 @@ pub fn run(a: Args) -> anyhow::Result<Outcome> {
         }
     }
     let t_snap = t0.elapsed();
-    let extra = doctor::gather(&snap, &reg, &paths).context("cannot read what doctor needs")?;
+    let extra =
+        doctor::gather(&snap, &reg, &paths, &found).context("cannot read what doctor needs")?;
     let t_extra = t0.elapsed() - t_snap;
     let labs: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut findings = doctor::diagnose(&snap, &extra, &labs);

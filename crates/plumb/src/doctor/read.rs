@@ -13,6 +13,7 @@ use netlink_packet_route::neighbour_table::{NeighbourTableAttribute, NeighbourTa
 use netlink_packet_route::RouteNetlinkMessage;
 
 use super::{Extra, LimitSource, NeighTable, NsExtra};
+use crate::inspect::discover::{Discovery, Holder};
 use crate::inspect::{LinkKind, NsState, Snapshot};
 use crate::model::names::NsName;
 use crate::netlink::{NetlinkError, NlSocket};
@@ -319,11 +320,12 @@ fn dump_tables(sock: &mut NlSocket) -> Result<Vec<NeighTable>, NetlinkError> {
 /// The namespaces something other than their name in `/run/netns` holds alive: a process or
 /// one of its threads, an open descriptor, another bind mount (inspect's discovery, which sees
 /// every holder; a namespace held only so is in use, not leaked).
-fn held_otherwise() -> BTreeSet<u64> {
-    use crate::inspect::discover::{self, Holder, Roots};
-    discover::discover(&Roots::default())
+/// The namespaces (by inode) something other than a name holds: a process, a thread, an open
+/// descriptor, a bind mount elsewhere.
+fn held_otherwise(found: &Discovery) -> BTreeSet<u64> {
+    found
         .namespaces
-        .into_iter()
+        .iter()
         .filter(|f| f.holders.iter().any(|h| !matches!(h, Holder::Named { .. })))
         .map(|f| f.id)
         .collect()
@@ -331,10 +333,12 @@ fn held_otherwise() -> BTreeSet<u64> {
 
 /// Reads what doctor needs besides `snap`: in the host and in each readable namespace, named
 /// ones through `reg`, the others (added by [`crate::inspect::add_unnamed`]) through `paths`.
+/// `found` is the machine's namespaces as discovery saw them (what holds each).
 pub fn gather(
     snap: &Snapshot,
     reg: &Registry,
     paths: &BTreeMap<NsName, std::path::PathBuf>,
+    found: &Discovery,
 ) -> Result<Extra, DoctorError> {
     let own: Vec<String> = snap
         .labs()
@@ -355,7 +359,7 @@ pub fn gather(
             .join()
             .map_err(|_| NetnsError::Worker)
     })?;
-    let with_procs = held_otherwise();
+    let with_procs = held_otherwise(found);
     let mut names = Vec::new();
     let mut fds = Vec::new();
     for (name, ns) in &snap.namespaces {

@@ -203,19 +203,19 @@ pub fn snapshot(
 }
 
 /// Adds to `snap` every network namespace of the machine it lacks: a container's, one held by
-/// a process, a thread, an open descriptor or a bind mount outside `/run/netns`, found by
-/// [`super::discover`] and read like the named ones; each under its label (`docker:ID12`,
+/// a process, a thread, an open descriptor or a bind mount outside `/run/netns`, as `found`
+/// ([`super::discover::discover`]) lists them, read like the named ones; each under its label (`docker:ID12`,
 /// `pid:PID`, `net:[INODE]`…), which never names a file in `/run/netns`. Returns where each
 /// added namespace can be opened. One that cannot be opened any more (gone since discovery) is
 /// left out; one that cannot be read is added with the reason.
 pub fn add_unnamed(
     snap: &mut Snapshot,
+    found: &super::discover::Discovery,
 ) -> Result<BTreeMap<NsName, std::path::PathBuf>, InspectError> {
-    let found = super::discover::discover(&super::discover::Roots::default());
     let mut paths = BTreeMap::new();
     let mut fds: Vec<OwnedFd> = Vec::new();
     let mut names: Vec<NsName> = Vec::new();
-    for f in found.namespaces {
+    for f in &found.namespaces {
         if f.current
             || f.name()
                 .is_some_and(|n| NsName::new(n).is_ok_and(|n| snap.namespaces.contains_key(&n)))
@@ -233,7 +233,7 @@ pub fn add_unnamed(
         };
         fds.push(OwnedFd::from(file));
         names.push(name.clone());
-        paths.insert(name, f.open_path);
+        paths.insert(name, f.open_path.clone());
     }
     let refs: Vec<&OwnedFd> = fds.iter().collect();
     let read = netns::run_in_each(&refs, |_| {
