@@ -29,7 +29,11 @@ use ipnet::IpNet;
 
 use super::error::{code, CniError};
 use super::spec::PortMapping;
-use crate::nftables::expr::{base, cmp, ct, fib, meta, Expr, NFT_REG_1};
+use crate::nftables::build::{
+    addr_bytes, ct_bits, l4proto, nfproto, IPPROTO_TCP, IPPROTO_UDP, IPS_DST_NAT,
+    NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING,
+};
+use crate::nftables::expr::{base, cmp, ct, fib, Expr, NFT_REG_1};
 use crate::nftables::sets::{self, datatype, Element, SetSpec};
 use crate::nftables::wire::{family, Msg};
 use crate::nftables::NfSocket;
@@ -41,47 +45,10 @@ use crate::nftables::NfSocket;
 const NFT_REG32_00: u32 = 8;
 const NFT_REG32_01: u32 = 9;
 const NFT_REG32_04: u32 = 12;
-/// `NF_INET_*` hooks.
-const NF_INET_PRE_ROUTING: u32 = 0;
-const NF_INET_LOCAL_OUT: u32 = 3;
-const NF_INET_POST_ROUTING: u32 = 4;
-/// `IPS_DST_NAT` (`linux/netfilter/nf_conntrack_common.h`): the connection was DNATed.
-const IPS_DST_NAT: u32 = 0x20;
-/// `IPPROTO_TCP`, `IPPROTO_UDP`.
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
 
 /// The network's table.
 pub fn table_name(network: &str) -> String {
     format!("plumb-cni-{network}")
-}
-
-fn nfproto(p: u8) -> [Expr; 2] {
-    [
-        Expr::Meta {
-            key: meta::NFT_META_NFPROTO,
-            dreg: NFT_REG_1,
-        },
-        Expr::Cmp {
-            sreg: NFT_REG_1,
-            op: cmp::NFT_CMP_EQ,
-            data: vec![p],
-        },
-    ]
-}
-
-fn l4proto(p: u8) -> [Expr; 2] {
-    [
-        Expr::Meta {
-            key: meta::NFT_META_L4PROTO,
-            dreg: NFT_REG_1,
-        },
-        Expr::Cmp {
-            sreg: NFT_REG_1,
-            op: cmp::NFT_CMP_EQ,
-            data: vec![p],
-        },
-    ]
 }
 
 fn payload(base: u32, offset: u32, len: u32, dreg: u32) -> Expr {
@@ -108,13 +75,13 @@ fn addr_match(net: &IpNet, daddr: bool, op: u32) -> Vec<Expr> {
             sreg: NFT_REG_1,
             dreg: NFT_REG_1,
             len,
-            mask: ip_bytes(net.netmask()),
+            mask: addr_bytes(net.netmask()),
             xor: vec![0; len as usize],
         },
         Expr::Cmp {
             sreg: NFT_REG_1,
             op,
-            data: ip_bytes(net.network()),
+            data: addr_bytes(net.network()),
         },
     ]
 }
@@ -163,13 +130,12 @@ fn create_msgs(table: &str, subnets: &[IpNet], masq: bool) -> Vec<Msg> {
         100,
     ));
     for net in subnets {
-        let (fam, multicast): (u8, IpNet) = if net.addr().is_ipv4() {
-            (family::NFPROTO_IPV4, "224.0.0.0/4".parse().unwrap_or(*net))
-        } else {
-            (family::NFPROTO_IPV6, "ff00::/8".parse().unwrap_or(*net))
-        };
+        let v6 = net.addr().is_ipv6();
+        let multicast: IpNet = if v6 { "ff00::/8" } else { "224.0.0.0/4" }
+            .parse()
+            .unwrap_or(*net);
         if masq {
-            let mut e = nfproto(fam).to_vec();
+            let mut e = nfproto(v6).to_vec();
             e.extend(addr_match(net, false, cmp::NFT_CMP_EQ));
             e.extend(addr_match(net, true, cmp::NFT_CMP_NEQ));
             e.extend(addr_match(&multicast, true, cmp::NFT_CMP_NEQ));
@@ -179,25 +145,8 @@ fn create_msgs(table: &str, subnets: &[IpNet], masq: bool) -> Vec<Msg> {
         // Hairpin: a container reaching a port mapped to a container of the same network (itself
         // included) through a host address; without the masquerade the answer would go straight
         // back, from an address the client never spoke to.
-        let mut e = nfproto(fam).to_vec();
-        e.extend([
-            Expr::Ct {
-                key: ct::NFT_CT_STATUS,
-                dreg: NFT_REG_1,
-            },
-            Expr::Bitwise {
-                sreg: NFT_REG_1,
-                dreg: NFT_REG_1,
-                len: 4,
-                mask: IPS_DST_NAT.to_ne_bytes().to_vec(),
-                xor: vec![0; 4],
-            },
-            Expr::Cmp {
-                sreg: NFT_REG_1,
-                op: cmp::NFT_CMP_NEQ,
-                data: vec![0; 4],
-            },
-        ]);
+        let mut e = nfproto(v6).to_vec();
+        e.extend(ct_bits(ct::NFT_CT_STATUS, IPS_DST_NAT));
         e.extend(addr_match(net, false, cmp::NFT_CMP_EQ));
         e.extend(addr_match(net, true, cmp::NFT_CMP_EQ));
         e.push(Expr::Masq);
@@ -249,7 +198,7 @@ fn dnat_rules(
         addr: NFT_REG_1,
         port: port_reg,
     };
-    let mut host = nfproto(fam).to_vec();
+    let mut host = nfproto(fam == family::NFPROTO_IPV6).to_vec();
     host.extend(l4proto(proto));
     host.push(payload(
         base::NFT_PAYLOAD_NETWORK_HEADER,
@@ -264,7 +213,7 @@ fn dnat_rules(
         set: format!("{map}h"),
     });
     host.push(dnat.clone());
-    let mut any = nfproto(fam).to_vec();
+    let mut any = nfproto(fam == family::NFPROTO_IPV6).to_vec();
     any.extend(l4proto(proto));
     any.push(Expr::FibDaddrType { dreg: NFT_REG_1 });
     any.push(Expr::Cmp {
@@ -322,13 +271,6 @@ impl Entries {
     /// True if there is nothing.
     pub fn is_empty(&self) -> bool {
         self.ports.is_empty()
-    }
-}
-
-fn ip_bytes(a: IpAddr) -> Vec<u8> {
-    match a {
-        IpAddr::V4(v) => v.octets().to_vec(),
-        IpAddr::V6(v) => v.octets().to_vec(),
     }
 }
 
@@ -395,7 +337,7 @@ fn port_element(pm: &PortMapping, to: IpAddr) -> Result<(String, Element), CniEr
             ))
         }
     };
-    let mut data = ip_bytes(to);
+    let mut data = addr_bytes(to);
     data.extend(port4(pm.container_port));
     match host_ip(pm)? {
         None => Ok((
@@ -403,7 +345,7 @@ fn port_element(pm: &PortMapping, to: IpAddr) -> Result<(String, Element), CniEr
             (pm.host_port.to_be_bytes().to_vec(), Some(data)),
         )),
         Some(host) if host.is_ipv4() == to.is_ipv4() => {
-            let mut key = ip_bytes(host);
+            let mut key = addr_bytes(host);
             key.extend(port4(pm.host_port));
             Ok((format!("{proto}{v}h"), (key, Some(data))))
         }
@@ -553,7 +495,7 @@ mod tests {
         let (set, (key, data)) = port_element(&pm("UDP", None), ip("fd00::2")).expect("element");
         assert_eq!(set, "udp6");
         assert_eq!(key, 8080u16.to_be_bytes());
-        let mut want = ip_bytes(ip("fd00::2"));
+        let mut want = addr_bytes(ip("fd00::2"));
         want.extend([0, 80, 0, 0]);
         assert_eq!(data, Some(want));
         let (set, (key, _)) =

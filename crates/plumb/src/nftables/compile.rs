@@ -2,10 +2,12 @@
 //! the same expressions `nft` makes from the script [`Table::nft_script`] prints (the unit
 //! tests compare them with bytes `nft` sent), with each rule's description as its comment.
 
-use std::net::IpAddr;
-
 use ipnet::IpNet;
 
+use super::build::{
+    addr_bytes, ct_bits, l4proto, nfproto, IPPROTO_TCP, IPPROTO_UDP, IPS_DST_NAT, NF_INET_FORWARD,
+    NF_INET_LOCAL_IN, NF_INET_LOCAL_OUT, NF_INET_POST_ROUTING, NF_INET_PRE_ROUTING,
+};
 use super::expr::{base, cmp, ct, fib, meta, verdict, Expr, NFTA_DATA_VALUE, NFTA_LIST_ELEM};
 use super::expr::{NFT_REG_1, NFT_REG_2};
 use super::wire::{family, msg, nft_type, Msg};
@@ -67,13 +69,6 @@ mod set_attr {
 
 /// `NFT_SET_ANONYMOUS | NFT_SET_CONSTANT`.
 const ANONYMOUS_CONSTANT: u32 = 0x1 | 0x2;
-/// `NF_INET_*` hook numbers.
-const NF_INET_PRE_ROUTING: u32 = 0;
-const NF_INET_LOCAL_IN: u32 = 1;
-const NF_INET_FORWARD: u32 = 2;
-const NF_INET_LOCAL_OUT: u32 = 3;
-const NF_INET_POST_ROUTING: u32 = 4;
-
 /// nft's data types of set keys (`enum datatypes` in nftables' `datatype.h`, recorded in the
 /// set's user data so that `nft list` prints the elements by their names).
 const TYPE_INET_PROTOCOL: u32 = 12;
@@ -105,16 +100,13 @@ const L4PROTO_TYPEOF: [u8; 16] = [3, 14, 0, 4, 9, 0, 0, 0, 1, 6, 0, 4, 16, 0, 0,
 
 /// `IPPROTO_*`.
 const IPPROTO_ICMP: u8 = 1;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
 const IPPROTO_ICMPV6: u8 = 58;
 /// ICMPv6 neighbour discovery: router advertisement, neighbour solicitation, advertisement.
 const ND_ROUTER_ADVERT: u8 = 134;
 const ND_NEIGHBOR_SOLICIT: u8 = 135;
 const ND_NEIGHBOR_ADVERT: u8 = 136;
-/// `IP_CT_ESTABLISHED` and `IP_CT_RELATED` as ct state bits; `IPS_DST_NAT`.
+/// `IP_CT_ESTABLISHED` and `IP_CT_RELATED` as ct state bits.
 const CT_STATE_ESTABLISHED_RELATED: u32 = 0x2 | 0x4;
-const IPS_DST_NAT: u32 = 0x20;
 
 /// `IFNAMSIZ`: interface names are compared as 16 bytes.
 const IFNAMSIZ: usize = 16;
@@ -207,34 +199,6 @@ fn ifname(name: &str) -> Vec<u8> {
     v
 }
 
-fn addr_bytes(a: IpAddr) -> Vec<u8> {
-    match a {
-        IpAddr::V4(v) => v.octets().to_vec(),
-        IpAddr::V6(v) => v.octets().to_vec(),
-    }
-}
-
-/// `meta nfproto ipv4|ipv6`, the dependency nft adds before a network-header match in an inet
-/// table.
-fn nfproto(v6: bool) -> [Expr; 2] {
-    let p = if v6 {
-        family::NFPROTO_IPV6
-    } else {
-        family::NFPROTO_IPV4
-    };
-    [
-        Expr::Meta {
-            key: meta::NFT_META_NFPROTO,
-            dreg: NFT_REG_1,
-        },
-        Expr::Cmp {
-            sreg: NFT_REG_1,
-            op: cmp::NFT_CMP_EQ,
-            data: vec![p],
-        },
-    ]
-}
-
 /// `ip saddr PREFIX` / `ip6 saddr PREFIX`: a byte-aligned prefix loads only its bytes; any
 /// other loads the whole address and masks it.
 fn saddr(net: &IpNet) -> Vec<Expr> {
@@ -295,16 +259,10 @@ fn iface(key: u32, op: u32, name: &str) -> [Expr; 2] {
 
 /// `tcp dport N` / `udp dport N`.
 fn dport(l4: u8, port: u16) -> [Expr; 4] {
+    let [m, c] = l4proto(l4);
     [
-        Expr::Meta {
-            key: meta::NFT_META_L4PROTO,
-            dreg: NFT_REG_1,
-        },
-        Expr::Cmp {
-            sreg: NFT_REG_1,
-            op: cmp::NFT_CMP_EQ,
-            data: vec![l4],
-        },
+        m,
+        c,
         Expr::Payload {
             dreg: NFT_REG_1,
             base: base::NFT_PAYLOAD_TRANSPORT_HEADER,
@@ -315,28 +273,6 @@ fn dport(l4: u8, port: u16) -> [Expr; 4] {
             sreg: NFT_REG_1,
             op: cmp::NFT_CMP_EQ,
             data: port.to_be_bytes().to_vec(),
-        },
-    ]
-}
-
-/// `ct KEY & MASK != 0` (`ct state established,related`, `ct status dnat`).
-fn ct_bits(key: u32, mask: u32) -> [Expr; 3] {
-    [
-        Expr::Ct {
-            key,
-            dreg: NFT_REG_1,
-        },
-        Expr::Bitwise {
-            sreg: NFT_REG_1,
-            dreg: NFT_REG_1,
-            len: 4,
-            mask: mask.to_ne_bytes().to_vec(),
-            xor: vec![0; 4],
-        },
-        Expr::Cmp {
-            sreg: NFT_REG_1,
-            op: cmp::NFT_CMP_NEQ,
-            data: vec![0; 4],
         },
     ]
 }
@@ -467,16 +403,8 @@ impl Compiler<'_> {
         let nd = [ND_NEIGHBOR_SOLICIT, ND_NEIGHBOR_ADVERT, ND_ROUTER_ADVERT].map(|t| vec![t]);
         let lookup = self.lookup(TYPE_ICMP6_TYPE, &nd);
         let mut e = nfproto(true).to_vec();
+        e.extend(l4proto(IPPROTO_ICMPV6));
         e.extend([
-            Expr::Meta {
-                key: meta::NFT_META_L4PROTO,
-                dreg: NFT_REG_1,
-            },
-            Expr::Cmp {
-                sreg: NFT_REG_1,
-                op: cmp::NFT_CMP_EQ,
-                data: vec![IPPROTO_ICMPV6],
-            },
             Expr::Payload {
                 dreg: NFT_REG_1,
                 base: base::NFT_PAYLOAD_TRANSPORT_HEADER,

@@ -8,6 +8,7 @@
 //! `socket` ([`NfSocket`]: transactions and dumps), `read` (listings, the version mark, a
 //! table saved for rollback, other tables' forward chains), `trace` (nf_tables trace events).
 
+pub mod build;
 mod compile;
 pub mod expr;
 mod read;
