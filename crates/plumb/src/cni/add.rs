@@ -119,13 +119,7 @@ pub fn add(env: &Env, conf: &NetConf, stdin: &[u8]) -> Result<CniResult, CniErro
             )));
         }
     }
-    let ns = link::open_netns(&env.netns).map_err(|e| {
-        CniError::new(
-            code::UNKNOWN_CONTAINER,
-            format!("cannot open netns {}", env.netns),
-        )
-        .details(e)
-    })?;
+    let ns = env.open_netns()?;
     let store = Store::open(&super::data_dir(conf), &conf.name)?;
     let mut cont = link::socket_in(&ns)?;
     let exists = link::by_name(&mut cont, &env.ifname)

@@ -127,6 +127,17 @@ impl Env {
         Ok(out)
     }
 
+    /// Opens the container's namespace (`CNI_NETNS`); code 3 (unknown container) if it cannot be.
+    pub fn open_netns(&self) -> Result<std::os::fd::OwnedFd, CniError> {
+        super::link::open_netns(&self.netns).map_err(|e| {
+            CniError::new(
+                code::UNKNOWN_CONTAINER,
+                format!("cannot open netns {}", self.netns),
+            )
+            .details(e)
+        })
+    }
+
     /// The container interface's MAC `CNI_ARGS` asks for (`MAC=`), as it is written.
     pub fn requested_mac(&self) -> Option<&str> {
         self.args

@@ -311,13 +311,7 @@ pub fn check(env: &Env, conf: &NetConf) -> Result<(), CniError> {
         .as_ref()
         .ok_or_else(|| CniError::config("CHECK needs prevResult"))?;
     let prev = CniResult::from_prev(prev_v)?;
-    let ns = link::open_netns(&env.netns).map_err(|e| {
-        CniError::new(
-            code::UNKNOWN_CONTAINER,
-            format!("cannot open netns {}", env.netns),
-        )
-        .details(e)
-    })?;
+    let ns = env.open_netns()?;
     let store = Store::open(&super::data_dir(conf), &conf.name)?;
     for ip in &prev.ips {
         let a = ip.address.addr();
